@@ -1,0 +1,72 @@
+"""What every use case shares: the ports it is given, idempotent replies, and finding live objects."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import msgspec
+
+from domain.errors import Conflict, NotFound
+from domain.installations import Installation
+from domain.plans import Catalog
+from domain.resources import Resource
+from ports.clock import Clock
+from ports.ids import IdGenerator
+from ports.storage import Reply, Storage, UnitOfWork
+
+T = TypeVar("T")
+
+
+class Ports(msgspec.Struct, frozen=True, kw_only=True):
+    """The ports a use case may need, built once per process by the entrypoint's container."""
+
+    storage: Storage
+    catalog: Catalog
+    clock: Clock
+    ids: IdGenerator
+
+
+class RequestKey(msgspec.Struct, frozen=True):
+    """An Idempotency-Key and a digest of the request it came with."""
+
+    value: str
+    fingerprint: str
+
+
+async def once(
+    uow: UnitOfWork,
+    installation_id: str,
+    key: RequestKey | None,
+    result_type: type[T],
+    work: Callable[[], Awaitable[T]],
+) -> T:
+    """Run `work` unless this key already produced a reply in this installation; then replay that reply.
+
+    Failures are not remembered: a retry after an error tries again. The reply is saved in the caller's
+    unit of work, so it commits (or rolls back) together with the change it describes.
+    """
+    if key is None:
+        return await work()
+    reply = await uow.replies.lookup(installation_id, key.value, result_type)
+    if reply is not None:
+        if reply.fingerprint != key.fingerprint:
+            raise Conflict("this Idempotency-Key was already used for a different request")
+        return reply.result  # type: ignore[return-value]
+    result = await work()
+    await uow.replies.save(installation_id, key.value, Reply(fingerprint=key.fingerprint, result=result))
+    return result
+
+
+async def active_installation(uow: UnitOfWork, installation_id: str) -> Installation:
+    installation = await uow.installations.get(installation_id)
+    if installation is None or not installation.is_active:
+        raise NotFound(f"installation {installation_id} not found")
+    return installation
+
+
+async def live_resource(uow: UnitOfWork, installation_id: str, resource_id: str) -> Resource:
+    resource = await uow.resources.get(installation_id, resource_id)
+    if resource is None or not resource.is_live:
+        raise NotFound(f"resource {resource_id} not found")
+    return resource

@@ -1,0 +1,133 @@
+"""Installation use cases: upsert, read, change plan, uninstall."""
+
+from __future__ import annotations
+
+import msgspec
+from msgspec.structs import replace
+
+from domain.installations import Installation, InstallationDetails, Lifecycle
+from domain.notifications import Notification
+from domain.plans import BillingPlan, choose_installation_plan
+from domain.resources import ResourceStatus
+from domain.roles import Action, Caller, authorize
+from domain.services.common import Ports, RequestKey, active_installation, once
+from ports.provisioner import ResourceProvisioner
+
+
+class InstallationView(msgspec.Struct, frozen=True, kw_only=True):
+    billing_plan: BillingPlan | None
+    notification: Notification | None
+
+
+class Uninstalled(msgspec.Struct, frozen=True, kw_only=True):
+    """finalized: None when there was nothing left to uninstall (answered 204)."""
+
+    finalized: bool | None
+
+
+class Installations:
+    def __init__(self, ports: Ports, provisioner: ResourceProvisioner) -> None:
+        self.ports = ports
+        self.provisioner = provisioner
+
+    async def upsert(
+        self, caller: Caller, installation_id: str, details: InstallationDetails, key: RequestKey | None
+    ) -> None:
+        authorize(caller, Action.UPSERT_INSTALLATION, installation_id)
+        now = self.ports.clock.now()
+        async with self.ports.storage.unit_of_work() as uow:
+
+            async def work() -> None:
+                known = await uow.installations.get(installation_id)
+                if known is None:
+                    default = self.ports.catalog.default_installation_plan()
+                    installation = Installation(
+                        id=installation_id,
+                        account=details.account,
+                        scopes=details.scopes,
+                        accepted_policies=details.accepted_policies,
+                        credentials=details.credentials,
+                        billing_plan_id=default.id if default else None,
+                        notification=None,
+                        lifecycle=Lifecycle.ACTIVE,
+                        created_at=now,
+                        updated_at=now,
+                    )
+                else:  # a re-install or a retry: always take the newest token, scopes and account
+                    installation = replace(
+                        known,
+                        account=details.account or known.account,
+                        scopes=details.scopes,
+                        accepted_policies=details.accepted_policies,
+                        credentials=details.credentials,
+                        lifecycle=Lifecycle.ACTIVE,
+                        updated_at=now,
+                        deleted_at=None,
+                    )
+                await uow.installations.save(installation)
+
+            await once(uow, installation_id, key, type(None), work)
+            await uow.commit()
+
+    async def get(self, caller: Caller, installation_id: str) -> InstallationView:
+        authorize(caller, Action.READ_INSTALLATION, installation_id)
+        async with self.ports.storage.unit_of_work() as uow:
+            installation = await active_installation(uow, installation_id)
+        plan = self.ports.catalog.plan(installation.billing_plan_id) if installation.billing_plan_id else None
+        return InstallationView(billing_plan=plan, notification=installation.notification)
+
+    async def change_plan(
+        self, caller: Caller, installation_id: str, billing_plan_id: str | None, key: RequestKey | None
+    ) -> None:
+        authorize(caller, Action.UPDATE_INSTALLATION, installation_id)
+        if billing_plan_id is not None:
+            choose_installation_plan(self.ports.catalog, billing_plan_id)
+        async with self.ports.storage.unit_of_work() as uow:
+
+            async def work() -> None:
+                installation = await active_installation(uow, installation_id)
+                if billing_plan_id is not None and billing_plan_id != installation.billing_plan_id:
+                    await uow.installations.save(
+                        replace(installation, billing_plan_id=billing_plan_id, updated_at=self.ports.clock.now())
+                    )
+
+            await once(uow, installation_id, key, type(None), work)
+            await uow.commit()
+
+    async def uninstall(
+        self, caller: Caller, installation_id: str, cascade: bool, key: RequestKey | None
+    ) -> Uninstalled:
+        """Start the uninstall. Finalized at once when nothing can be billed any more; otherwise kept
+        pending deletion so that final invoices can still be sent (the worker finalizes it)."""
+        authorize(caller, Action.DELETE_INSTALLATION, installation_id)
+        now = self.ports.clock.now()
+        async with self.ports.storage.unit_of_work() as uow:
+
+            async def work() -> Uninstalled:
+                installation = await uow.installations.get(installation_id)
+                if installation is None or not installation.is_active:
+                    return Uninstalled(finalized=None)
+                resources = await uow.resources.list_live(installation_id)
+                if cascade:
+                    for resource in resources:
+                        await self.provisioner.deprovision(resource)
+                        await uow.resources.save(replace(resource, status=ResourceStatus.UNINSTALLED, updated_at=now))
+                plan_ids = {r.billing_plan_id for r in resources}
+                if installation.billing_plan_id:
+                    plan_ids.add(installation.billing_plan_id)
+                plans = [self.ports.catalog.plan(p) for p in plan_ids]
+                finalized = all(plan is not None and plan.is_free for plan in plans)
+                await uow.installations.save(
+                    replace(
+                        installation,
+                        lifecycle=Lifecycle.FINALIZED if finalized else Lifecycle.PENDING_DELETION,
+                        updated_at=now,
+                        deleted_at=now,
+                    )
+                )
+                return Uninstalled(finalized=finalized)
+
+            outcome = await once(uow, installation_id, key, Uninstalled, work)
+            await uow.commit()
+        return outcome
+
