@@ -7,7 +7,7 @@ import math
 from msgspec.structs import replace
 
 from domain.errors import Invalid, NotFound
-from domain.plans import choose_resource_plan, resolve_metadata
+from domain.plans import BillingPlan, choose_resource_plan, resolve_metadata
 from domain.repl import ReplOutcome
 from domain.resources import NAME_MAX, ProvisionRequest, Resource, ResourceChanges, ResourceStatus, Secret
 from domain.roles import Action, Caller, authorize
@@ -38,6 +38,9 @@ class Resources:
     def __init__(self, ports: Ports, provisioner: ResourceProvisioner) -> None:
         self.ports = ports
         self.provisioner = provisioner
+
+    def plan_of(self, resource: Resource) -> BillingPlan | None:
+        return self.ports.catalog.plan(resource.billing_plan_id)
 
     async def provision(
         self, caller: Caller, installation_id: str, request: ProvisionRequest, key: RequestKey | None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 from msgspec.structs import replace
 
@@ -101,6 +101,3 @@ class Transfers:
             await once(uow, installation_id, key, type(None), work)
             await uow.commit()
 
-
-def from_epoch_ms(value: float) -> datetime:
-    return datetime.fromtimestamp(value / 1000, tz=UTC)

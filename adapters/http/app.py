@@ -1,0 +1,124 @@
+"""The Litestar application: routes, dependencies and error handling, around a runtime opened at start-up."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+
+import msgspec
+from litestar import Litestar, Request, Response, get
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.exceptions import HTTPException
+from litestar.openapi import OpenAPIConfig
+
+from adapters.http.auth import provide_caller, provide_request_key
+from adapters.http.errors import EXCEPTION_HANDLERS
+from adapters.http.partner_api import partner_api
+
+from domain.services import Services
+from domain.services.installations import Installations
+from domain.services.plans import Plans
+from domain.services.purchases import Purchases
+from domain.services.resources import Resources
+from domain.services.transfers import Transfers
+from ports.storage import Storage
+from ports.tokens import TokenVerifier
+
+log = logging.getLogger("marketplace.http")
+
+
+class Runtime(msgspec.Struct, frozen=True, kw_only=True):
+    """What the HTTP process serves with, opened by the entrypoint's container."""
+
+    services: Services
+    token_verifier: TokenVerifier
+    storage: Storage
+
+
+# One provider function per service: Litestar resolves them by parameter name (STYLE.md 2.4).
+def _installations(state: State) -> Installations:
+    return state.runtime.services.installations
+
+
+def _resources(state: State) -> Resources:
+    return state.runtime.services.resources
+
+
+def _plans(state: State) -> Plans:
+    return state.runtime.services.plans
+
+
+def _purchases(state: State) -> Purchases:
+    return state.runtime.services.purchases
+
+
+def _transfers(state: State) -> Transfers:
+    return state.runtime.services.transfers
+
+
+@get("/healthz", tags=["Operations"], summary="Liveness")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@get("/readyz", tags=["Operations"], summary="Readiness: storage answers")
+async def readyz(state: State) -> Response[dict[str, object]]:
+    try:
+        await state.runtime.storage.ping()
+    except Exception as exc:  # any failure means "not ready"; the reason is logged, not shown
+        log.warning("readiness check failed: %s", type(exc).__name__)
+        return Response({"status": "unavailable", "storage": "down"}, status_code=503)
+    return Response({"status": "ok", "storage": "up"}, status_code=200)
+
+
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+async def require_json_body(request: Request) -> None:
+    """A body must be JSON; Litestar would otherwise try to parse any content type as JSON."""
+    if request.method not in BODY_METHODS:
+        return
+    if not await request.body():
+        return
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type != "application/json" and not media_type.endswith("+json"):
+        raise HTTPException(status_code=415, detail="the request body must be application/json")
+
+
+def create_app(
+    open_runtime: Callable[[], AbstractAsyncContextManager[Runtime]],
+    *,
+    max_body_bytes: int = 1_048_576,
+    debug: bool = False,
+) -> Litestar:
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        async with open_runtime() as runtime:
+            app.state.runtime = runtime
+            app.state.token_verifier = runtime.token_verifier
+            yield
+
+    return Litestar(
+        route_handlers=[partner_api, healthz, readyz],
+        dependencies={
+            "caller": Provide(provide_caller),
+            "request_key": Provide(provide_request_key),
+            "installations": Provide(_installations, sync_to_thread=False),
+            "resources": Provide(_resources, sync_to_thread=False),
+            "plans": Provide(_plans, sync_to_thread=False),
+            "purchases": Provide(_purchases, sync_to_thread=False),
+            "transfers": Provide(_transfers, sync_to_thread=False),
+        },
+        before_request=require_json_body,
+        exception_handlers=EXCEPTION_HANDLERS,
+        lifespan=[lifespan],
+        request_max_body_size=max_body_bytes,
+        openapi_config=OpenAPIConfig(title="marketplace-provider", version="0.1.0", path="/schema"),
+        debug=debug,
+        logging_config=None,
+    )
+
+
+

@@ -1,0 +1,344 @@
+"""Wire shapes of the Partner API: camelCase JSON, as Vercel sends and expects it (partner-api.md).
+
+Inbound bodies ignore unknown fields (Vercel adds fields over time). Lengths are bounded here, so that
+huge strings are refused before any business code runs.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+import msgspec
+from msgspec import UNSET, Meta, UnsetType
+
+from domain.balances import PurchaseResult
+from domain.errors import DomainError, Invalid
+from domain.notifications import Notification
+from domain.plans import BillingPlan
+from domain.resources import Resource, Secret
+
+Id = Annotated[str, Meta(min_length=1, max_length=128)]
+Text = Annotated[str, Meta(max_length=1024)]
+LongText = Annotated[str, Meta(max_length=10_000)]
+
+
+class Wire(msgspec.Struct, rename="camel", omit_defaults=True, kw_only=True):
+    pass
+
+
+# ---------------------------------------------------------------- errors
+
+
+class UserMessage(Wire):
+    message: str
+    url: str | None = None
+
+
+class FieldProblem(Wire):
+    key: str
+    message: str
+
+
+class ErrorDetail(Wire):
+    code: str
+    message: str
+    user: UserMessage | None = None
+    fields: list[FieldProblem] | None = None
+
+
+class ErrorBody(Wire):
+    error: ErrorDetail
+
+    @classmethod
+    def of(cls, code: str, message: str, fields: list[FieldProblem] | None = None) -> ErrorBody:
+        return cls(error=ErrorDetail(code=code, message=message, fields=fields or None))
+
+    @classmethod
+    def from_error(cls, exc: DomainError) -> ErrorBody:
+        user = UserMessage(message=exc.user_message, url=exc.user_url) if exc.user_message else None
+        fields = [FieldProblem(key=f.key, message=f.message) for f in exc.fields] if isinstance(exc, Invalid) else None
+        return cls(error=ErrorDetail(code=exc.code, message=exc.message, user=user, fields=fields or None))
+
+
+# ---------------------------------------------------------------- shared objects
+
+
+class NotificationOut(Wire):
+    level: Literal["info", "warn", "error"]
+    title: str
+    message: str | None = None
+    href: str | None = None
+
+    @classmethod
+    def of(cls, n: Notification | None) -> NotificationOut | None:
+        return None if n is None else cls(level=n.level.value, title=n.title, message=n.message, href=n.href)
+
+
+class Detail(Wire):
+    label: str
+    value: str | None = None
+
+
+class Quote(Wire):
+    line: str
+    amount: str
+
+
+class Policy(Wire):
+    id: str
+    name: str
+    url: str
+
+
+class BillingPlanOut(Wire):
+    id: str
+    type: Literal["prepayment", "subscription"]
+    name: str
+    description: str
+    scope: Literal["installation", "resource"]
+    payment_method_required: bool
+    preauthorization_amount: float | None = None
+    initial_charge: str | None = None
+    minimum_amount: str | None = None
+    maximum_amount: str | None = None
+    maximum_amount_auto_purchase_per_period: str | None = None
+    cost: str | None = None
+    details: list[Detail] | None = None
+    highlighted_details: list[Detail] | None = None
+    quote: list[Quote] | None = None
+    required_policies: list[Policy] | None = None
+    effective_date: str | None = None
+    disabled: bool | None = None
+
+    @classmethod
+    def of(cls, p: BillingPlan) -> BillingPlanOut:
+        return cls(
+            id=p.id,
+            type=p.type.value,
+            name=p.name,
+            description=p.description,
+            scope=p.scope.value,
+            payment_method_required=p.payment_method_required,
+            preauthorization_amount=p.preauthorization_amount,
+            initial_charge=p.initial_charge,
+            minimum_amount=p.minimum_amount,
+            maximum_amount=p.maximum_amount,
+            maximum_amount_auto_purchase_per_period=p.maximum_amount_auto_purchase_per_period,
+            cost=p.cost,
+            details=[Detail(label=d.label, value=d.value) for d in p.details] or None,
+            highlighted_details=[Detail(label=d.label, value=d.value) for d in p.highlighted_details] or None,
+            quote=[Quote(line=q.line, amount=q.amount) for q in p.quote] or None,
+            required_policies=[Policy(id=r.id, name=r.name, url=r.url) for r in p.required_policies] or None,
+            effective_date=p.effective_date,
+            disabled=p.disabled or None,
+        )
+
+
+class PlansOut(Wire):
+    plans: list[BillingPlanOut]
+
+    @classmethod
+    def of(cls, plans: list[BillingPlan]) -> PlansOut:
+        return cls(plans=[BillingPlanOut.of(p) for p in plans])
+
+
+class EnvironmentOverridesOut(Wire):
+    development: str | None = None
+    preview: str | None = None
+    production: str | None = None
+
+
+class SecretOut(Wire):
+    name: str
+    value: str
+    prefix: str | None = None
+    environment_overrides: EnvironmentOverridesOut | None = None
+
+    @classmethod
+    def of(cls, s: Secret) -> SecretOut:
+        o = s.environment_overrides
+        overrides = (
+            EnvironmentOverridesOut(development=o.development, preview=o.preview, production=o.production) if o else None
+        )
+        return cls(name=s.name, value=s.value, prefix=s.prefix, environment_overrides=overrides)
+
+
+class ResourceOut(Wire):
+    id: str
+    product_id: str
+    name: str
+    metadata: dict[str, Any]
+    status: str
+    billing_plan: BillingPlanOut | None = None
+    notification: NotificationOut | None = None
+    protocol_settings: dict[str, Any] | None = None
+
+    @classmethod
+    def of(cls, r: Resource, plan: BillingPlan | None) -> ResourceOut:
+        return cls(
+            id=r.id,
+            product_id=r.product_id,
+            name=r.name,
+            metadata=r.metadata,
+            status=r.status.value,
+            billing_plan=BillingPlanOut.of(plan) if plan else None,
+            notification=NotificationOut.of(r.notification),
+            protocol_settings=r.protocol_settings,
+        )
+
+
+class ProvisionedOut(ResourceOut):
+    secrets: list[SecretOut] = []
+
+
+class ResourcesOut(Wire):
+    resources: list[ResourceOut]
+
+
+# ---------------------------------------------------------------- installations
+
+
+class CredentialsIn(msgspec.Struct, kw_only=True):  # snake_case on the wire, as OAuth has it
+    access_token: Annotated[str, Meta(min_length=1, max_length=4096)]
+    token_type: Annotated[str, Meta(min_length=1, max_length=64)]
+
+
+class ContactIn(Wire):
+    email: Annotated[str, Meta(min_length=3, max_length=320)]
+    name: Text | None = None
+
+
+class AccountIn(Wire):
+    url: Annotated[str, Meta(min_length=1, max_length=2048)]
+    contact: ContactIn | None = None
+    name: Text | None = None
+
+
+class UpsertInstallationIn(Wire):
+    scopes: Annotated[list[Annotated[str, Meta(max_length=256)]], Meta(max_length=256)]
+    accepted_policies: Annotated[dict[Annotated[str, Meta(max_length=128)], Text], Meta(max_length=64)]
+    credentials: CredentialsIn
+    account: AccountIn | None = None
+
+
+class InstallationOut(Wire):
+    billing_plan: BillingPlanOut | None = None
+    notification: NotificationOut | None = None
+
+
+class UpdateInstallationIn(Wire):
+    billing_plan_id: Id | None = None
+
+
+class DeleteInstallationIn(Wire):
+    cascade_resource_deletion: bool = False
+    reason: LongText | None = None
+
+
+class FinalizedOut(Wire):
+    finalized: bool
+
+
+# ---------------------------------------------------------------- resources
+
+Metadata = Annotated[dict[Annotated[str, Meta(max_length=128)], Any], Meta(max_length=100)]
+
+
+class ProvisionResourceIn(Wire):
+    product_id: Id
+    name: Annotated[str, Meta(max_length=1024)]
+    metadata: Metadata
+    billing_plan_id: Id
+    external_id: Text | None = None
+    protocol_settings: dict[str, Any] | None = None
+
+
+class UpdateResourceIn(Wire):
+    name: Annotated[str, Meta(max_length=1024)] | UnsetType = UNSET
+    metadata: Metadata | UnsetType = UNSET
+    billing_plan_id: Id | UnsetType = UNSET
+    status: Literal["ready", "pending", "onboarding", "suspended", "resumed", "uninstalled", "error"] | UnsetType = UNSET
+    protocol_settings: dict[str, Any] | UnsetType = UNSET
+
+
+class RotateSecretsIn(Wire):
+    reason: Text | None = None
+    delay_old_secrets_expiration_hours: Annotated[float, Meta(ge=0, le=720)] = 0
+
+
+class RotateSecretsOut(Wire):
+    sync: bool
+    secrets: list[SecretOut] | None = None
+    partial: bool | None = None
+
+
+class ReplIn(Wire):
+    input: LongText
+    read_only: bool = False
+
+
+# ---------------------------------------------------------------- billing
+
+
+class ProvisionPurchaseIn(Wire):
+    invoice_id: Id
+
+
+class BalanceOut(Wire):
+    currency_value_in_cents: int
+    credit: str | None = None
+    name_label: str | None = None
+    resource_id: str | None = None
+
+
+class PurchaseOut(Wire):
+    timestamp: str
+    balances: list[BalanceOut]
+
+    @classmethod
+    def of(cls, result: PurchaseResult) -> PurchaseOut:
+        return cls(
+            timestamp=result.timestamp.isoformat().replace("+00:00", "Z"),
+            balances=[
+                BalanceOut(
+                    currency_value_in_cents=b.currency_value_in_cents,
+                    credit=b.credit,
+                    name_label=b.name_label,
+                    resource_id=b.resource_id,
+                )
+                for b in result.balances
+            ],
+        )
+
+
+# ---------------------------------------------------------------- transfers
+
+EPOCH_MS_MAX = 253_402_300_799_000  # 9999-12-31
+
+
+class CreateTransferIn(Wire):
+    resource_ids: Annotated[list[Id], Meta(min_length=1, max_length=100)]
+    expires_at: Annotated[int, Meta(ge=0, le=EPOCH_MS_MAX)]
+
+
+class CreateTransferOut(Wire):
+    provider_claim_id: str
+
+
+class LegacyCreateTransferIn(Wire):
+    """The older PUT form in Vercel's example: the claim id is in the path, `expiration` in epoch seconds
+    (epoch milliseconds are recognised by their size)."""
+
+    resource_ids: Annotated[list[Id], Meta(min_length=1, max_length=100)]
+    expiration: Annotated[int, Meta(ge=1, le=EPOCH_MS_MAX)]
+    claim_id: Id | None = None
+
+
+class VerifyTransferOut(Wire):
+    valid: bool
+    billing_plan: BillingPlanOut | None = None
+
+
+class AcceptTransferIn(Wire):
+    target_installation_id: Id | None = None
+    target_team_id: Id | None = None

@@ -1,0 +1,45 @@
+"""The web server process: settings -> container -> Litestar app."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+
+from litestar import Litestar
+
+from adapters.http.app import Runtime, create_app
+from config.settings import Settings, load_settings
+from entrypoints.containers import HttpContainer
+
+
+async def _resolved(value: object) -> object:
+    # Providers that depend on an async Resource return awaitables (dependency-injector's async mode).
+    return await value if inspect.isawaitable(value) else value
+
+
+def runtime_opener(container: HttpContainer) -> Callable[[], AbstractAsyncContextManager[Runtime]]:
+    @asynccontextmanager
+    async def open_runtime() -> AsyncIterator[Runtime]:
+        await _resolved(container.init_resources())
+        try:
+            yield Runtime(
+                services=await _resolved(container.services()),
+                token_verifier=await _resolved(container.token_verifier()),
+                storage=await _resolved(container.core.storage()),
+            )
+        finally:
+            await _resolved(container.shutdown_resources())
+
+    return open_runtime
+
+
+def build_app(settings: Settings, container: HttpContainer | None = None) -> Litestar:
+    container = container or HttpContainer(settings=settings)
+    container.core.catalog()  # a bad catalog fails here, at start-up, never at the first request
+    return create_app(runtime_opener(container), max_body_bytes=settings.max_body_bytes)
+
+
+def app_from_env() -> Litestar:
+    """Factory for the ASGI server (`uvicorn --factory entrypoints.http:app_from_env`)."""
+    return build_app(load_settings())
