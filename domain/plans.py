@@ -115,12 +115,17 @@ class Catalog(msgspec.Struct, frozen=True, kw_only=True):
         return next((p for p in self.installation_plans() if p.is_free and not p.disabled), None)
 
 
-ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")  # \Z: "$" would accept a trailing newline
+
+
+_MONEY = re.compile(r"[0-9]+(\.[0-9]{1,2})?")
 
 
 def _money(value: str | None) -> bool:
     if value is None:
         return True
+    if not _MONEY.fullmatch(value):  # Decimal() alone takes "1e2", "1_000", " 5"; Vercel wants "10.00"
+        return False
     try:
         amount = Decimal(value)
     except InvalidOperation:
@@ -149,9 +154,9 @@ def check_catalog(catalog: Catalog) -> None:
         if (
             plan.minimum_amount
             and plan.maximum_amount
-            and Decimal(plan.minimum_amount) > Decimal(plan.maximum_amount)
-            and _money(plan.minimum_amount)
+            and _money(plan.minimum_amount)  # checked first: Decimal("abc") raises
             and _money(plan.maximum_amount)
+            and Decimal(plan.minimum_amount) > Decimal(plan.maximum_amount)
         ):
             problems.append(FieldError(where, "minimum_amount exceeds maximum_amount"))
     product_ids: set[str] = set()
@@ -175,16 +180,17 @@ def check_catalog(catalog: Catalog) -> None:
             if field.key in keys:
                 problems.append(FieldError(fwhere, "duplicate metadata key"))
             keys.add(field.key)
-            if field.default is not None:
-                try:
-                    check_metadata_value(field, field.default)
-                except Invalid as exc:
-                    problems.append(FieldError(fwhere, f"default: {exc.fields[0].message}"))
             if field.pattern is not None:
                 try:
                     re.compile(field.pattern)
                 except re.error:
                     problems.append(FieldError(fwhere, "pattern is not a valid regular expression"))
+                    continue  # checking the default would apply the broken pattern
+            if field.default is not None:
+                try:
+                    check_metadata_value(field, field.default)
+                except Invalid as exc:
+                    problems.append(FieldError(fwhere, f"default: {exc.fields[0].message}"))
     if problems:
         first = problems[0]
         raise Invalid(f"invalid catalog: {first.key}: {first.message}", problems)

@@ -8,7 +8,8 @@ from typing import Annotated, Any
 import msgspec
 from litestar import Response, Router, delete, get, patch, post, put
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.params import Parameter
+from litestar.di import NamedDependency
+from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_202_ACCEPTED, HTTP_204_NO_CONTENT
 
 from adapters.http.schemas import (
@@ -70,7 +71,7 @@ def _unset(value: Any) -> Any:
     return None if value is msgspec.UNSET else value
 
 
-def _resource_out(resources: Resources, resource: Resource) -> ResourceOut:
+def _resource_out(resources: NamedDependency[Resources], resource: Resource) -> ResourceOut:
     return ResourceOut.of(resource, resources.plan_of(resource))
 
 
@@ -79,11 +80,11 @@ def _resource_out(resources: Resources, resource: Resource) -> ResourceOut:
 
 @put(INSTALLATION, status_code=HTTP_204_NO_CONTENT, responses=ERROR_RESPONSES, summary="Upsert installation")
 async def upsert_installation(
-    installationId: str,
-    data: UpsertInstallationIn,
-    caller: Caller,
-    request_key: RequestKey | None,
-    installations: Installations,
+    installationId: FromPath[str],
+    data: JSONBody[UpsertInstallationIn],
+    caller: NamedDependency[Caller],
+    request_key: NamedDependency[RequestKey | None],
+    installations: NamedDependency[Installations],
 ) -> None:
     account = None
     if data.account is not None:
@@ -103,7 +104,7 @@ async def upsert_installation(
 
 
 @get(INSTALLATION, responses=ERROR_RESPONSES, summary="Get installation")
-async def get_installation(installationId: str, caller: Caller, installations: Installations) -> InstallationOut:
+async def get_installation(installationId: FromPath[str], caller: NamedDependency[Caller], installations: NamedDependency[Installations]) -> InstallationOut:
     view = await installations.get(caller, installationId)
     return InstallationOut(
         billing_plan=BillingPlanOut.of(view.billing_plan) if view.billing_plan else None,
@@ -113,22 +114,22 @@ async def get_installation(installationId: str, caller: Caller, installations: I
 
 @patch(INSTALLATION, status_code=HTTP_204_NO_CONTENT, responses=ERROR_RESPONSES, summary="Update installation (billing plan)")
 async def update_installation(
-    installationId: str,
-    data: UpdateInstallationIn,
-    caller: Caller,
-    request_key: RequestKey | None,
-    installations: Installations,
+    installationId: FromPath[str],
+    data: JSONBody[UpdateInstallationIn],
+    caller: NamedDependency[Caller],
+    request_key: NamedDependency[RequestKey | None],
+    installations: NamedDependency[Installations],
 ) -> None:
     await installations.change_plan(caller, installationId, data.billing_plan_id, request_key)
 
 
 @delete(INSTALLATION, status_code=HTTP_200_OK, responses=ERROR_RESPONSES, summary="Delete installation")
 async def delete_installation(
-    installationId: str,
-    caller: Caller,
-    request_key: RequestKey | None,
-    installations: Installations,
-    data: DeleteInstallationIn | None = None,
+    installationId: FromPath[str],
+    caller: NamedDependency[Caller],
+    request_key: NamedDependency[RequestKey | None],
+    installations: NamedDependency[Installations],
+    data: JSONBody[DeleteInstallationIn | None] = None,
 ) -> Response[FinalizedOut]:
     cascade = data.cascade_resource_deletion if data is not None else False
     outcome = await installations.uninstall(caller, installationId, cascade, request_key)
@@ -154,10 +155,10 @@ def _metadata_query(raw: str | None) -> dict[str, Any]:
 
 @get("/v1/products/{productSlug:str}/plans", responses=ERROR_RESPONSES, summary="List billing plans for a product")
 async def product_plans(
-    productSlug: str,
-    caller: Caller,
-    plans: Plans,
-    metadata: Annotated[str | None, Parameter(max_length=8192)] = None,
+    productSlug: FromPath[str],
+    caller: NamedDependency[Caller],
+    plans: NamedDependency[Plans],
+    metadata: Annotated[str | None, QueryParameter(max_length=8192)] = None,
 ) -> PlansOut:
     _metadata_query(metadata)  # the current form values: checked for shape; prices here don't depend on them
     return PlansOut.of(await plans.for_product(caller, productSlug))
@@ -165,10 +166,10 @@ async def product_plans(
 
 @get(INSTALLATION + "/plans", responses=ERROR_RESPONSES, summary="List billing plans for an installation")
 async def installation_plans(
-    installationId: str,
-    caller: Caller,
-    plans: Plans,
-    metadata: Annotated[str | None, Parameter(max_length=8192)] = None,
+    installationId: FromPath[str],
+    caller: NamedDependency[Caller],
+    plans: NamedDependency[Plans],
+    metadata: Annotated[str | None, QueryParameter(max_length=8192)] = None,
 ) -> PlansOut:
     _metadata_query(metadata)
     return PlansOut.of(await plans.for_installation(caller, installationId))
@@ -176,11 +177,11 @@ async def installation_plans(
 
 @get(RESOURCE + "/plans", responses=ERROR_RESPONSES, summary="List billing plans for a resource")
 async def resource_plans(
-    installationId: str,
-    resourceId: str,
-    caller: Caller,
-    plans: Plans,
-    metadata: Annotated[str | None, Parameter(max_length=8192)] = None,
+    installationId: FromPath[str],
+    resourceId: FromPath[str],
+    caller: NamedDependency[Caller],
+    plans: NamedDependency[Plans],
+    metadata: Annotated[str | None, QueryParameter(max_length=8192)] = None,
 ) -> PlansOut:
     _metadata_query(metadata)
     return PlansOut.of(await plans.for_resource(caller, installationId, resourceId))
@@ -188,11 +189,11 @@ async def resource_plans(
 
 @post(INSTALLATION + "/billing/provision", status_code=HTTP_200_OK, responses=ERROR_RESPONSES, summary="Provision a prepayment purchase")
 async def provision_purchase(
-    installationId: str,
-    data: ProvisionPurchaseIn,
-    caller: Caller,
-    request_key: RequestKey | None,
-    purchases: Purchases,
+    installationId: FromPath[str],
+    data: JSONBody[ProvisionPurchaseIn],
+    caller: NamedDependency[Caller],
+    request_key: NamedDependency[RequestKey | None],
+    purchases: NamedDependency[Purchases],
 ) -> PurchaseOut:
     return PurchaseOut.of(await purchases.provision(caller, installationId, data.invoice_id, request_key))
 
@@ -202,11 +203,11 @@ async def provision_purchase(
 
 @post(INSTALLATION + "/resources", status_code=HTTP_200_OK, responses=ERROR_RESPONSES, summary="Provision resource")
 async def provision_resource(
-    installationId: str,
-    data: ProvisionResourceIn,
-    caller: Caller,
-    request_key: RequestKey | None,
-    resources: Resources,
+    installationId: FromPath[str],
+    data: JSONBody[ProvisionResourceIn],
+    caller: NamedDependency[Caller],
+    request_key: NamedDependency[RequestKey | None],
+    resources: NamedDependency[Resources],
 ) -> ProvisionedOut:
     request = ProvisionRequest(
         product_id=data.product_id,
@@ -225,28 +226,28 @@ async def provision_resource(
 
 @get(INSTALLATION + "/resources", responses=ERROR_RESPONSES, summary="List resources")
 async def list_resources(
-    installationId: str,
-    caller: Caller,
-    resources: Resources,
-    ids: Annotated[list[str] | None, Parameter(query="ids", max_items=100)] = None,
+    installationId: FromPath[str],
+    caller: NamedDependency[Caller],
+    resources: NamedDependency[Resources],
+    ids: Annotated[list[str] | None, QueryParameter(name="ids", max_items=100)] = None,
 ) -> ResourcesOut:
     found = await resources.list(caller, installationId, ids)
     return ResourcesOut(resources=[_resource_out(resources, r) for r in found])
 
 
 @get(RESOURCE, responses=ERROR_RESPONSES, summary="Get resource")
-async def get_resource(installationId: str, resourceId: str, caller: Caller, resources: Resources) -> ResourceOut:
+async def get_resource(installationId: FromPath[str], resourceId: FromPath[str], caller: NamedDependency[Caller], resources: NamedDependency[Resources]) -> ResourceOut:
     return _resource_out(resources, await resources.get(caller, installationId, resourceId))
 
 
 @patch(RESOURCE, status_code=HTTP_200_OK, responses=ERROR_RESPONSES, summary="Update resource")
 async def update_resource(
-    installationId: str,
-    resourceId: str,
-    data: UpdateResourceIn,
-    caller: Caller,
-    request_key: RequestKey | None,
-    resources: Resources,
+    installationId: FromPath[str],
+    resourceId: FromPath[str],
+    data: JSONBody[UpdateResourceIn],
+    caller: NamedDependency[Caller],
+    request_key: NamedDependency[RequestKey | None],
+    resources: NamedDependency[Resources],
 ) -> ResourceOut:
     status = _unset(data.status)
     changes = ResourceChanges(
@@ -262,19 +263,19 @@ async def update_resource(
 
 @delete(RESOURCE, status_code=HTTP_204_NO_CONTENT, responses=ERROR_RESPONSES, summary="Delete resource")
 async def delete_resource(
-    installationId: str, resourceId: str, caller: Caller, request_key: RequestKey | None, resources: Resources
+    installationId: FromPath[str], resourceId: FromPath[str], caller: NamedDependency[Caller], request_key: NamedDependency[RequestKey | None], resources: NamedDependency[Resources]
 ) -> None:
     await resources.delete(caller, installationId, resourceId, request_key)
 
 
 @post(RESOURCE + "/secrets/rotate", status_code=HTTP_200_OK, responses=ERROR_RESPONSES, summary="Request secrets rotation")
 async def rotate_secrets(
-    installationId: str,
-    resourceId: str,
-    caller: Caller,
-    request_key: RequestKey | None,
-    resources: Resources,
-    data: RotateSecretsIn | None = None,
+    installationId: FromPath[str],
+    resourceId: FromPath[str],
+    caller: NamedDependency[Caller],
+    request_key: NamedDependency[RequestKey | None],
+    resources: NamedDependency[Resources],
+    data: JSONBody[RotateSecretsIn | None] = None,
 ) -> Response[RotateSecretsOut]:
     data = data or RotateSecretsIn()
     rotation = await resources.rotate_secrets(
@@ -290,7 +291,7 @@ async def rotate_secrets(
 
 @post(RESOURCE + "/repl", status_code=HTTP_200_OK, responses=ERROR_RESPONSES, summary="Run a REPL command")
 async def repl(
-    installationId: str, resourceId: str, data: ReplIn, caller: Caller, resources: Resources
+    installationId: FromPath[str], resourceId: FromPath[str], data: JSONBody[ReplIn], caller: NamedDependency[Caller], resources: NamedDependency[Resources]
 ) -> list[dict[str, Any]]:
     outcome = await resources.repl(caller, installationId, resourceId, data.input, data.read_only)
     return msgspec.to_builtins(outcome.blocks)
@@ -306,11 +307,11 @@ def _epoch(value: int) -> datetime:
 
 @post(TRANSFERS, status_code=HTTP_200_OK, responses=ERROR_RESPONSES, summary="Create resources transfer request")
 async def create_transfer(
-    installationId: str,
-    data: CreateTransferIn,
-    caller: Caller,
-    request_key: RequestKey | None,
-    transfers: Transfers,
+    installationId: FromPath[str],
+    data: JSONBody[CreateTransferIn],
+    caller: NamedDependency[Caller],
+    request_key: NamedDependency[RequestKey | None],
+    transfers: NamedDependency[Transfers],
 ) -> CreateTransferOut:
     expires = datetime.fromtimestamp(data.expires_at / 1000, tz=UTC)
     claim = await transfers.create(caller, installationId, list(data.resource_ids), expires, request_key)
@@ -319,45 +320,45 @@ async def create_transfer(
 
 @put(TRANSFERS + "/{providerClaimId:str}", status_code=HTTP_204_NO_CONTENT, responses=ERROR_RESPONSES, summary="Create transfer request (older form)")
 async def create_transfer_legacy(
-    installationId: str,
-    providerClaimId: str,
-    data: LegacyCreateTransferIn,
-    caller: Caller,
-    request_key: RequestKey | None,
-    transfers: Transfers,
+    installationId: FromPath[str],
+    providerClaimId: FromPath[str],
+    data: JSONBody[LegacyCreateTransferIn],
+    caller: NamedDependency[Caller],
+    request_key: NamedDependency[RequestKey | None],
+    transfers: NamedDependency[Transfers],
 ) -> None:
     await transfers.create(
         caller, installationId, list(data.resource_ids), _epoch(data.expiration), request_key, claim_id=providerClaimId
     )
 
 
-async def _verify(caller: Caller, installationId: str, providerClaimId: str, transfers: Transfers) -> VerifyTransferOut:
+async def _verify(caller: NamedDependency[Caller], installationId: FromPath[str], providerClaimId: FromPath[str], transfers: NamedDependency[Transfers]) -> VerifyTransferOut:
     plan = await transfers.verify(caller, installationId, providerClaimId)
     return VerifyTransferOut(valid=True, billing_plan=BillingPlanOut.of(plan) if plan else None)
 
 
 @get(TRANSFERS + "/{providerClaimId:str}/verify", responses=ERROR_RESPONSES, summary="Validate resources transfer request")
 async def verify_transfer(
-    installationId: str, providerClaimId: str, caller: Caller, transfers: Transfers
+    installationId: FromPath[str], providerClaimId: FromPath[str], caller: NamedDependency[Caller], transfers: NamedDependency[Transfers]
 ) -> VerifyTransferOut:
     return await _verify(caller, installationId, providerClaimId, transfers)
 
 
 @post(TRANSFERS + "/{providerClaimId:str}/verify", status_code=HTTP_200_OK, responses=ERROR_RESPONSES, summary="Validate transfer (older form)")
 async def verify_transfer_legacy(
-    installationId: str, providerClaimId: str, caller: Caller, transfers: Transfers
+    installationId: FromPath[str], providerClaimId: FromPath[str], caller: NamedDependency[Caller], transfers: NamedDependency[Transfers]
 ) -> VerifyTransferOut:
     return await _verify(caller, installationId, providerClaimId, transfers)
 
 
 @post(TRANSFERS + "/{providerClaimId:str}/accept", status_code=HTTP_204_NO_CONTENT, responses=ERROR_RESPONSES, summary="Accept resources transfer")
 async def accept_transfer(
-    installationId: str,
-    providerClaimId: str,
-    caller: Caller,
-    request_key: RequestKey | None,
-    transfers: Transfers,
-    data: AcceptTransferIn | None = None,
+    installationId: FromPath[str],
+    providerClaimId: FromPath[str],
+    caller: NamedDependency[Caller],
+    request_key: NamedDependency[RequestKey | None],
+    transfers: NamedDependency[Transfers],
+    data: JSONBody[AcceptTransferIn | None] = None,
 ) -> None:
     if data is not None and data.target_installation_id not in (None, installationId):
         raise Invalid.field("targetInstallationId", "must be the installation in the path")

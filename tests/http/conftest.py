@@ -1,0 +1,134 @@
+"""A real server (uvicorn on 127.0.0.1) with the real wiring, Vercel's keys served by TokenKit and
+Vercel's API by FakeVercel. One server per session; each test works in installations of its own."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import aiohttp
+import pytest
+
+from config.settings import Settings, load_settings
+from entrypoints.http import build_app
+from tests.support.api import Api, Reply
+from tests.support.fake_vercel import FakeVercel
+from tests.support.server import serving
+from tests.support.tokens import AUDIENCE, TokenKit
+
+
+@pytest.fixture(scope="session")
+async def token_kit() -> AsyncIterator[TokenKit]:
+    async with TokenKit() as kit:
+        yield kit
+
+
+@pytest.fixture(scope="session")
+async def fake_vercel() -> AsyncIterator[FakeVercel]:
+    fake = FakeVercel()
+    await fake.start()
+    yield fake
+    await fake.stop()
+
+
+@pytest.fixture(scope="session")
+def settings(token_kit: TokenKit, fake_vercel: FakeVercel) -> Settings:
+    return load_settings(
+        {
+            "STORAGE_BACKEND": "memory",
+            "INTEGRATION_CLIENT_ID": AUDIENCE,
+            "INTEGRATION_CLIENT_SECRET": "test-client-secret",
+            "VERCEL_OIDC_JWKS_URL": token_kit.jwks_url,
+            "VERCEL_API_URL": fake_vercel.url,
+            "JWKS_REFETCH_SECONDS": "0",
+            "MAX_BODY_BYTES": "1048576",
+        }
+    )
+
+
+@pytest.fixture(scope="session")
+async def base_url(settings: Settings) -> AsyncIterator[str]:
+    async with serving(build_app(settings)) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+async def api(base_url: str) -> AsyncIterator[Api]:
+    async with aiohttp.ClientSession() as session:
+        yield Api(base_url, session)
+
+
+def upsert_body(token: str = "vercel-access-token") -> dict:
+    return {
+        "scopes": ["read:resource", "write:resource"],
+        "acceptedPolicies": {"toc": "2026-01-01T00:00:00Z"},
+        "credentials": {"access_token": token, "token_type": "Bearer"},
+        "account": {"name": "Acme Team", "url": "https://vercel.com/acme", "contact": {"email": "ops@acme.test", "name": "Ops"}},
+    }
+
+
+def provision_body(**changes: object) -> dict:
+    return {"productId": "acme-kv", "name": "my-kv", "metadata": {}, "billingPlanId": "free", **changes}
+
+
+@dataclass
+class Installation:
+    """An installation of the test's own, with tokens for each kind of caller."""
+
+    id: str
+    api: Api
+    kit: TokenKit
+
+    @property
+    def path(self) -> str:
+        return f"/v1/installations/{self.id}"
+
+    @property
+    def admin(self) -> str:
+        return self.kit.user_token(self.id, role="ADMIN")
+
+    @property
+    def viewer(self) -> str:
+        return self.kit.user_token(self.id, role="USER")
+
+    @property
+    def system(self) -> str:
+        return self.kit.system_token(self.id)
+
+    async def upsert(self, **kw: object) -> Reply:
+        return await self.api.put(self.path, token=self.admin, style="user", body=upsert_body(), **kw)
+
+    async def provision(self, **changes: object) -> Reply:
+        return await self.api.post(
+            self.path + "/resources", token=self.admin, style="user", body=provision_body(**changes)
+        )
+
+    async def resource(self, resource_id: str) -> Reply:
+        return await self.api.get(f"{self.path}/resources/{resource_id}", token=self.system, style="system")
+
+
+def new_installation_id() -> str:
+    return "icfg_" + secrets.token_hex(12)
+
+
+@pytest.fixture
+def fresh(api: Api, token_kit: TokenKit) -> Installation:
+    """An installation id nobody has used; not yet upserted."""
+    return Installation(new_installation_id(), api, token_kit)
+
+
+@pytest.fixture
+async def installed(fresh: Installation) -> Installation:
+    reply = await fresh.upsert()
+    assert reply.status == 204, reply.body
+    return fresh
+
+
+@pytest.fixture
+async def other(api: Api, token_kit: TokenKit) -> Installation:
+    """A second installed installation, e.g. the target of a transfer."""
+    inst = Installation(new_installation_id(), api, token_kit)
+    reply = await inst.upsert()
+    assert reply.status == 204, reply.body
+    return inst
