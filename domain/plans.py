@@ -78,7 +78,7 @@ class MetadataField(msgspec.Struct, frozen=True, kw_only=True):
     label: str = ""
     description: str = ""
     required: bool = False
-    default: str | float | bool | None = None
+    default: str | bool | int | float | None = None
     options: tuple[str, ...] = ()  # allowed values of a string field
     minimum: float | None = None
     maximum: float | None = None

@@ -25,7 +25,12 @@ FREE = BillingPlan(
 )
 PRO = BillingPlan(id="pro", type=PlanType.SUBSCRIPTION, name="Pro", description="Paid", cost="$20.00/month")
 CREDITS = BillingPlan(
-    id="credits", type=PlanType.PREPAYMENT, name="Credits", description="Prepaid", minimum_amount="5.00", maximum_amount="500.00"
+    id="credits",
+    type=PlanType.PREPAYMENT,
+    name="Credits",
+    description="Prepaid",
+    minimum_amount="5.00",
+    maximum_amount="500.00",
 )
 LEGACY = BillingPlan(id="legacy", type=PlanType.SUBSCRIPTION, name="Old", description="Gone", disabled=True)
 TEAM_FREE = BillingPlan(
@@ -63,10 +68,6 @@ def with_plan(plan: BillingPlan) -> Catalog:
     return Catalog(products=(replace(KV, plan_ids=("free", plan.id)),), plans=(FREE, plan))
 
 
-def with_field(field: MetadataField) -> Catalog:
-    return Catalog(products=(replace(KV, metadata=(field,)),), plans=(FREE, PRO, CREDITS, LEGACY))
-
-
 # check_catalog ------------------------------------------------------------------------------------------------
 
 
@@ -90,7 +91,10 @@ def test_a_good_catalog_passes() -> None:
         (replace(PRO, initial_charge="twenty"), "initial_charge must be a USD amount"),
         (replace(CREDITS, minimum_amount="NaN"), "minimum_amount must be a USD amount"),
         (replace(CREDITS, maximum_amount="Infinity"), "maximum_amount must be a USD amount"),
-        (replace(CREDITS, maximum_amount_auto_purchase_per_period="1,000"), "maximum_amount_auto_purchase_per_period must"),
+        (
+            replace(CREDITS, maximum_amount_auto_purchase_per_period="1,000"),
+            "maximum_amount_auto_purchase_per_period must",
+        ),
         (replace(PRO, minimum_amount="5.00"), "minimum_amount and maximum_amount are for prepayment plans"),
         (replace(PRO, maximum_amount="5.00"), "minimum_amount and maximum_amount are for prepayment plans"),
         (replace(CREDITS, minimum_amount="600.00"), "minimum_amount exceeds maximum_amount"),
@@ -109,7 +113,8 @@ def test_plan_rules_name_the_plan(plan: BillingPlan, message: str | None) -> Non
 def test_a_malformed_amount_next_to_a_good_one_is_reported_not_raised() -> None:
     """Regression: Decimal("abc") used to escape check_catalog as decimal.InvalidOperation."""
     problem = first_problem(with_plan(replace(CREDITS, minimum_amount="abc")))
-    assert problem == FieldError("plans[1] ('credits')", "minimum_amount must be a USD amount with two decimals, like '10.00'")
+    message = "minimum_amount must be a USD amount with two decimals, like '10.00'"
+    assert problem == FieldError("plans[1] ('credits')", message)
 
 
 def test_duplicate_plan_id() -> None:
@@ -176,7 +181,8 @@ def problems(product: Product, given: dict[str, object]) -> dict[str, str]:
 
 def test_defaults_fill_what_was_not_given() -> None:
     assert resolve_metadata(KV, {}) == {"region": "iad1", "memory": 256, "eviction": False}
-    assert resolve_metadata(KV, {"region": "fra1", "eviction": True}) == {"region": "fra1", "memory": 256, "eviction": True}
+    given = {"region": "fra1", "eviction": True}
+    assert resolve_metadata(KV, given) == {"region": "fra1", "memory": 256, "eviction": True}
 
 
 def test_null_means_use_the_default() -> None:
@@ -234,7 +240,8 @@ def test_string_limits(value: str, message: str) -> None:
 
 
 def test_nul_is_refused_without_a_pattern() -> None:
-    assert problems(QUEUE, {"queue_name": "ok", "note": "a\x00b"}) == {"metadata.note": "must not contain NUL characters"}
+    found = problems(QUEUE, {"queue_name": "ok", "note": "a\x00b"})
+    assert found == {"metadata.note": "must not contain NUL characters"}
 
 
 def test_all_problems_are_reported_together() -> None:

@@ -1,0 +1,407 @@
+"""PostgreSQL storage through an asyncpg pool: one connection and one transaction per unit of work.
+
+Semantics match the memory adapter (adapters/storage/memory.py), checked by tests/contract/. Concurrency
+comes from the database: `INSERT ... ON CONFLICT` for upserts and first-writer-wins inserts, and
+transaction-scoped advisory locks where a read must wait for another transaction's write (idempotency
+keys, balances). Access tokens, resource secrets and stored replies are sealed with the cipher; a lost or
+refused connection surfaces as `Unavailable` (HTTP 503), and the pool reconnects by itself later.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from datetime import datetime
+from types import TracebackType
+from typing import Any, Self
+
+import asyncpg
+import msgspec
+
+from adapters.cipher import SecretCipher
+from domain.errors import Conflict, Unavailable
+from domain.installations import Credentials, Installation
+from domain.resources import Resource, Secret
+from domain.transfers import TransferClaim
+from ports.storage import Reply
+
+PING_TIMEOUT_SECONDS = 5.0
+BALANCES_LOCK_CLASS = 0x6D71  # two-int advisory keys (class, hashtext(installation id)); see migrations.py
+
+_CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,  # refused, reset, timed out (TimeoutError is an OSError)
+    asyncpg.PostgresConnectionError,  # SQLSTATE class 08, e.g. ConnectionDoesNotExistError
+    asyncpg.exceptions.OperatorInterventionError,  # class 57: admin shutdown, cannot connect now, ...
+    asyncpg.exceptions.TooManyConnectionsError,
+    asyncpg.InterfaceError,  # connection closed, pool closing
+)
+_NOT_CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+    asyncpg.exceptions.DataError,  # a bad query argument: our bug, not an outage
+    asyncpg.exceptions.ClientConfigurationError,
+)
+
+
+def is_connection_error(exc: BaseException) -> bool:
+    return isinstance(exc, _CONNECTION_ERRORS) and not isinstance(exc, _NOT_CONNECTION_ERRORS)
+
+
+@contextlib.contextmanager
+def _unavailable_on_connection_error() -> Iterator[None]:
+    try:
+        yield
+    except Exception as exc:
+        if is_connection_error(exc):
+            raise Unavailable("storage unavailable") from exc
+        raise
+
+
+def _json_text(value: object) -> str:
+    return msgspec.json.encode(value).decode()
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    # jsonb in and out as Python values; Structs and enums encode through msgspec
+    await conn.set_type_codec("jsonb", encoder=_json_text, decoder=msgspec.json.decode, schema="pg_catalog")
+
+
+def _upsert(table: str, columns: tuple[str, ...], key: str = "id") -> str:
+    values = ", ".join(f"${n}" for n in range(1, len(columns) + 1))
+    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in columns if c != key)
+    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({values}) ON CONFLICT ({key}) DO UPDATE SET {updates}"
+
+
+# Rows <-> domain. The associated data binds each ciphertext to its row.
+
+
+def _aad(*parts: str) -> bytes:
+    return b"\0".join(part.encode() for part in parts)
+
+
+_INSTALLATION_COLUMNS = (
+    "id", "account", "scopes", "accepted_policies", "token_type", "access_token_sealed", "access_token_key_id",
+    "billing_plan_id", "notification", "lifecycle", "created_at", "updated_at", "deleted_at",
+)  # fmt: skip
+
+
+def _installation_row(installation: Installation, cipher: SecretCipher) -> tuple[Any, ...]:
+    token_type = key_id = sealed = None
+    if installation.credentials is not None:
+        token_type = installation.credentials.token_type
+        key_id, sealed = cipher.seal(
+            installation.credentials.access_token.encode(), _aad("installations", installation.id)
+        )
+    return (
+        installation.id, installation.account, list(installation.scopes), installation.accepted_policies,
+        token_type, sealed, key_id, installation.billing_plan_id, installation.notification,
+        installation.lifecycle.value, installation.created_at, installation.updated_at, installation.deleted_at,
+    )  # fmt: skip
+
+
+def _installation(row: asyncpg.Record, cipher: SecretCipher) -> Installation:
+    fields = dict(row)
+    sealed, key_id = fields.pop("access_token_sealed"), fields.pop("access_token_key_id")
+    token_type = fields.pop("token_type")
+    fields["credentials"] = None
+    if sealed is not None:
+        token = cipher.open(key_id, sealed, _aad("installations", row["id"])).decode()
+        fields["credentials"] = Credentials(access_token=token, token_type=token_type)
+    return msgspec.convert(fields, Installation)
+
+
+_RESOURCE_COLUMNS = (
+    "id", "installation_id", "product_id", "name", "metadata", "billing_plan_id", "status", "secrets_sealed",
+    "secrets_key_id", "notification", "external_id", "protocol_settings", "created_at", "updated_at",
+)  # fmt: skip
+
+
+def _resource_row(resource: Resource, cipher: SecretCipher) -> tuple[Any, ...]:
+    key_id, sealed = cipher.seal(msgspec.json.encode(resource.secrets), _aad("resources", resource.id))
+    return (
+        resource.id, resource.installation_id, resource.product_id, resource.name, resource.metadata,
+        resource.billing_plan_id, resource.status.value, sealed, key_id, resource.notification,
+        resource.external_id, resource.protocol_settings, resource.created_at, resource.updated_at,
+    )  # fmt: skip
+
+
+def _resource(row: asyncpg.Record, cipher: SecretCipher) -> Resource:
+    fields = dict(row)
+    sealed, key_id = fields.pop("secrets_sealed"), fields.pop("secrets_key_id")
+    plaintext = cipher.open(key_id, sealed, _aad("resources", row["id"]))
+    fields["secrets"] = msgspec.json.decode(plaintext, type=tuple[Secret, ...])
+    return msgspec.convert(fields, Resource)
+
+
+_CLAIM_COLUMNS = (
+    "id", "source_installation_id", "resource_ids", "expires_at", "state", "created_at", "verified_by",
+    "target_installation_id", "completed_at",
+)  # fmt: skip
+
+
+def _claim_row(claim: TransferClaim) -> tuple[Any, ...]:
+    return (
+        claim.id, claim.source_installation_id, list(claim.resource_ids), claim.expires_at, claim.state.value,
+        claim.created_at, list(claim.verified_by), claim.target_installation_id, claim.completed_at,
+    )  # fmt: skip
+
+
+def decode_reply_result(plaintext: bytes, result_type: type) -> object:
+    """The stored result as `result_type`; as plain JSON values when it was stored for another type (the
+    key was reused for another kind of request: its fingerprint differs and the caller answers Conflict)."""
+    try:
+        return msgspec.json.decode(plaintext, type=result_type)
+    except msgspec.ValidationError:
+        return msgspec.json.decode(plaintext)
+
+
+# Repositories
+
+
+class _Installations:
+    _select = f"SELECT {', '.join(_INSTALLATION_COLUMNS)} FROM installations WHERE id = $1"
+    _save = _upsert("installations", _INSTALLATION_COLUMNS)
+
+    def __init__(self, uow: PostgresUnitOfWork) -> None:
+        self.uow = uow
+
+    async def get(self, installation_id: str) -> Installation | None:
+        row = await self.uow.fetchrow(self._select, installation_id)
+        return None if row is None else _installation(row, self.uow.cipher)
+
+    async def save(self, installation: Installation) -> None:
+        await self.uow.execute(self._save, *_installation_row(installation, self.uow.cipher))
+
+
+class _Resources:
+    _columns = ", ".join(_RESOURCE_COLUMNS)
+    _select = f"SELECT {_columns} FROM resources WHERE id = $1 AND installation_id = $2"
+    _live = f"SELECT {_columns} FROM resources WHERE installation_id = $1 AND status <> 'uninstalled'"
+    _order = " ORDER BY created_at, id"
+    _add = (
+        f"INSERT INTO resources ({_columns}) VALUES ({', '.join(f'${n}' for n in range(1, 15))}) "
+        "ON CONFLICT (id) DO NOTHING RETURNING id"
+    )
+    _save = _upsert("resources", _RESOURCE_COLUMNS)
+
+    def __init__(self, uow: PostgresUnitOfWork) -> None:
+        self.uow = uow
+
+    async def get(self, installation_id: str, resource_id: str) -> Resource | None:
+        row = await self.uow.fetchrow(self._select, resource_id, installation_id)
+        return None if row is None else _resource(row, self.uow.cipher)
+
+    async def list_live(self, installation_id: str, ids: list[str] | None = None) -> list[Resource]:
+        if ids is None:
+            rows = await self.uow.fetch(self._live + self._order, installation_id)
+        else:
+            rows = await self.uow.fetch(self._live + " AND id = ANY($2::text[])" + self._order, installation_id, ids)
+        return [_resource(row, self.uow.cipher) for row in rows]
+
+    async def add(self, resource: Resource) -> None:
+        # DO NOTHING waits for a concurrent insert of the id to finish and keeps this transaction usable
+        if await self.uow.fetchval(self._add, *_resource_row(resource, self.uow.cipher)) is None:
+            raise Conflict(f"resource {resource.id} exists")
+
+    async def save(self, resource: Resource) -> None:
+        await self.uow.execute(self._save, *_resource_row(resource, self.uow.cipher))
+
+
+class _Replies:
+    # Postgres text cannot hold chr(0): a length prefix keeps (installation, key) pairs apart instead.
+    _lock = "SELECT pg_advisory_xact_lock(hashtextextended(length($1)::text || ':' || $1 || $2, 0))"
+    _select = (
+        "SELECT fingerprint, result_sealed, result_key_id FROM replies WHERE installation_id = $1 AND key = $2"
+    )
+    _save = (
+        "INSERT INTO replies (installation_id, key, fingerprint, result_sealed, result_key_id) "
+        "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (installation_id, key) DO UPDATE SET "
+        "fingerprint = EXCLUDED.fingerprint, result_sealed = EXCLUDED.result_sealed, "
+        "result_key_id = EXCLUDED.result_key_id, created_at = now()"
+    )
+
+    def __init__(self, uow: PostgresUnitOfWork) -> None:
+        self.uow = uow
+
+    async def lookup(self, installation_id: str, key: str, result_type: type) -> Reply | None:
+        # The lock is its own statement: a READ COMMITTED statement reads from a snapshot taken when it
+        # starts, so the read must start after the wait to see the other transaction's reply.
+        await self.uow.execute(self._lock, installation_id, key)
+        row = await self.uow.fetchrow(self._select, installation_id, key)
+        if row is None:
+            return None
+        plaintext = self.uow.cipher.open(row["result_key_id"], row["result_sealed"], _aad("replies", installation_id, key))
+        return Reply(fingerprint=row["fingerprint"], result=decode_reply_result(plaintext, result_type))
+
+    async def save(self, installation_id: str, key: str, reply: Reply) -> None:
+        key_id, sealed = self.uow.cipher.seal(
+            msgspec.json.encode(reply.result), _aad("replies", installation_id, key)
+        )
+        await self.uow.execute(self._save, installation_id, key, reply.fingerprint, sealed, key_id)
+
+
+class _Claims:
+    _select = f"SELECT {', '.join(_CLAIM_COLUMNS)} FROM transfer_claims WHERE id = $1"
+    _save = _upsert("transfer_claims", _CLAIM_COLUMNS)
+
+    def __init__(self, uow: PostgresUnitOfWork) -> None:
+        self.uow = uow
+
+    async def get(self, claim_id: str) -> TransferClaim | None:
+        row = await self.uow.fetchrow(self._select, claim_id)
+        return None if row is None else msgspec.convert(dict(row), TransferClaim)
+
+    async def save(self, claim: TransferClaim) -> None:
+        await self.uow.execute(self._save, *_claim_row(claim))
+
+
+class _Balances:
+    _lock = f"SELECT pg_advisory_xact_lock({BALANCES_LOCK_CLASS}, hashtext($1))"
+    _select = "SELECT resource_id, cents FROM balances WHERE installation_id = $1"
+    _delete = "DELETE FROM balances WHERE installation_id = $1"
+    _insert = (
+        "INSERT INTO balances (installation_id, resource_id, cents) "
+        "SELECT $1, r, c FROM unnest($2::text[], $3::bigint[]) AS t (r, c)"
+    )
+    _purchase = (
+        "INSERT INTO purchases (invoice_id, installation_id, processed_at) VALUES ($1, $2, $3) "
+        "ON CONFLICT (invoice_id) DO NOTHING RETURNING invoice_id"
+    )
+
+    def __init__(self, uow: PostgresUnitOfWork) -> None:
+        self.uow = uow
+
+    async def get(self, installation_id: str) -> dict[str | None, int]:
+        # Balances are read to be changed: hold them until this unit of work ends, so two purchases
+        # crediting one installation at once do not both start from the same amount.
+        await self.uow.execute(self._lock, installation_id)
+        rows = await self.uow.fetch(self._select, installation_id)
+        return {(row["resource_id"] or None): row["cents"] for row in rows}
+
+    async def save(self, installation_id: str, balances: dict[str | None, int]) -> None:
+        await self.uow.execute(self._delete, installation_id)
+        if balances:
+            resource_ids = [resource_id or "" for resource_id in balances]
+            await self.uow.execute(self._insert, installation_id, resource_ids, list(balances.values()))
+
+    async def record_purchase(self, installation_id: str, invoice_id: str, at: datetime) -> bool:
+        return await self.uow.fetchval(self._purchase, invoice_id, installation_id, at) is not None
+
+
+# Unit of work and storage
+
+
+class PostgresUnitOfWork:
+    def __init__(self, pool: asyncpg.Pool, cipher: SecretCipher) -> None:
+        self._pool = pool
+        self.cipher = cipher
+        self._conn: asyncpg.pool.PoolConnectionProxy | None = None
+        self._tx: asyncpg.transaction.Transaction | None = None
+        self.installations = _Installations(self)
+        self.resources = _Resources(self)
+        self.replies = _Replies(self)
+        self.claims = _Claims(self)
+        self.balances = _Balances(self)
+
+    async def __aenter__(self) -> Self:
+        with _unavailable_on_connection_error():
+            self._conn = await self._pool.acquire()
+        try:
+            await self._begin()
+        except BaseException:
+            await self._release()
+            raise
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        try:
+            tx, self._tx = self._tx, None
+            if tx is not None:
+                try:
+                    await tx.rollback()
+                except Exception as error:
+                    if not is_connection_error(error):  # a lost connection rolled back by itself
+                        raise
+        finally:
+            await self._release()
+
+    async def commit(self) -> None:
+        tx, self._tx = self._tx, None
+        if tx is not None:
+            with _unavailable_on_connection_error():
+                await tx.commit()
+
+    async def _begin(self) -> None:
+        assert self._conn is not None
+        tx = self._conn.transaction()  # READ COMMITTED
+        with _unavailable_on_connection_error():
+            await tx.start()
+        self._tx = tx
+
+    async def _release(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                await self._pool.release(conn)
+            except Exception as error:  # the pool has dropped that connection; nothing else to undo
+                if not is_connection_error(error):
+                    raise
+
+    async def _connection(self) -> asyncpg.pool.PoolConnectionProxy:
+        if self._conn is None:
+            raise RuntimeError("use the unit of work inside `async with`")
+        if self._tx is None:  # used again after a commit: a new transaction
+            await self._begin()
+        return self._conn
+
+    async def execute(self, query: str, *args: Any) -> None:
+        conn = await self._connection()
+        with _unavailable_on_connection_error():
+            await conn.execute(query, *args)
+
+    async def fetch(self, query: str, *args: Any) -> list[asyncpg.Record]:
+        conn = await self._connection()
+        with _unavailable_on_connection_error():
+            return await conn.fetch(query, *args)
+
+    async def fetchrow(self, query: str, *args: Any) -> asyncpg.Record | None:
+        conn = await self._connection()
+        with _unavailable_on_connection_error():
+            return await conn.fetchrow(query, *args)
+
+    async def fetchval(self, query: str, *args: Any) -> Any:
+        conn = await self._connection()
+        with _unavailable_on_connection_error():
+            return await conn.fetchval(query, *args)
+
+
+class PostgresStorage:
+    def __init__(self, pool: asyncpg.Pool, cipher: SecretCipher) -> None:
+        self.pool = pool
+        self.cipher = cipher
+
+    @classmethod
+    async def open(cls, dsn: str, cipher: SecretCipher, min_size: int = 1, max_size: int = 10) -> Self:
+        with _unavailable_on_connection_error():
+            pool = await asyncpg.create_pool(
+                dsn,
+                min_size=min_size,
+                max_size=max_size,
+                init=_init_connection,
+                server_settings={"application_name": "marketplace-provider"},
+            )
+        return cls(pool, cipher)
+
+    def unit_of_work(self) -> PostgresUnitOfWork:
+        return PostgresUnitOfWork(self.pool, self.cipher)
+
+    async def ping(self) -> None:
+        with _unavailable_on_connection_error():
+            async with self.pool.acquire(timeout=PING_TIMEOUT_SECONDS) as conn:
+                await conn.fetchval("SELECT 1", timeout=PING_TIMEOUT_SECONDS)
+
+    async def close(self) -> None:
+        await self.pool.close()
+
+    def __repr__(self) -> str:
+        return f"PostgresStorage(cipher={self.cipher!r})"
