@@ -63,8 +63,8 @@ class SecretCipher:
         aead = self._keys.get(key_id)
         if aead is None:
             raise CipherError(
-                f"a stored secret was sealed with key {key_id!r}, which is not in SECRETS_KEY "
-                f"(keys: {', '.join(self._keys)})"
+                f"stored secrets are sealed with key {key_id!r}, which is not among the configured keys "
+                f"({', '.join(self._keys)}); put it back in SECRETS_KEY, after the newest key"
             )
         if len(blob) < NONCE_BYTES + _TAG_BYTES:
             raise CipherError(f"a stored secret sealed with key {key_id!r} is truncated")
@@ -72,7 +72,7 @@ class SecretCipher:
             return aead.decrypt(bytes(blob[:NONCE_BYTES]), bytes(blob[NONCE_BYTES:]), aad)
         except InvalidTag:
             raise CipherError(
-                f"a stored secret does not open with key {key_id!r}: wrong key bytes, or the row was tampered with"
+                f"a stored secret does not open with key {key_id!r}: wrong key bytes, or the row was altered"
             ) from None
 
     def __repr__(self) -> str:

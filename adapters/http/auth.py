@@ -40,8 +40,10 @@ async def provide_caller(request: Request, state: State) -> Caller:
     declared = request.headers.get("x-vercel-auth")
     if declared is not None and declared.strip().lower() != caller.style.value:
         raise Unauthenticated(f"X-Vercel-Auth says {declared.strip()[:16]!r} but the token is a {caller.style.value} token")
+    if caller.account_id is None and "installationId" in request.path_params:  # only product plans may lack it (auth.md 1.2)
+        raise Unauthenticated("the token lacks the account_id claim")
     for name, value in request.path_params.items():
-        if isinstance(value, str) and not PATH_ID.match(value):
+        if isinstance(value, str) and not PATH_ID.fullmatch(value):  # match() lets a trailing newline through
             raise Invalid.field(name, "is not a valid id")
     return caller
 

@@ -34,6 +34,8 @@ _CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.OperatorInterventionError,  # class 57: admin shutdown, cannot connect now, ...
     asyncpg.exceptions.TooManyConnectionsError,
     asyncpg.InterfaceError,  # connection closed, pool closing
+    # the server's "terminating connection" notice seen before the socket closes: the protocol is stuck
+    asyncpg.exceptions.InternalClientError,
 )
 _NOT_CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.DataError,  # a bad query argument: our bug, not an outage
@@ -144,7 +146,24 @@ def _claim_row(claim: TransferClaim) -> tuple[Any, ...]:
     )  # fmt: skip
 
 
-def decode_reply_result(plaintext: bytes, result_type: type) -> object:
+# (table, key id column, sealed column, columns of the associated data): what verify_keys() samples
+_SEALED = (
+    ("installations", "access_token_key_id", "access_token_sealed", ("id",)),
+    ("resources", "secrets_key_id", "secrets_sealed", ("id",)),
+    ("replies", "result_key_id", "result_sealed", ("installation_id", "key")),
+)
+
+
+def _key_ids_in_use(table: str, column: str) -> str:
+    """The distinct key ids of a column, one index probe each (a skip scan), however many rows there are."""
+    return (
+        f"WITH RECURSIVE k (id) AS (SELECT min({column}) FROM {table} UNION ALL "
+        f"SELECT (SELECT min({column}) FROM {table} WHERE {column} > k.id) FROM k WHERE k.id IS NOT NULL) "
+        "SELECT id FROM k WHERE id IS NOT NULL"
+    )
+
+
+def _reply_result(plaintext: bytes, result_type: type) -> object:
     """The stored result as `result_type`; as plain JSON values when it was stored for another type (the
     key was reused for another kind of request: its fingerprint differs and the caller answers Conflict)."""
     try:
@@ -228,8 +247,9 @@ class _Replies:
         row = await self.uow.fetchrow(self._select, installation_id, key)
         if row is None:
             return None
-        plaintext = self.uow.cipher.open(row["result_key_id"], row["result_sealed"], _aad("replies", installation_id, key))
-        return Reply(fingerprint=row["fingerprint"], result=decode_reply_result(plaintext, result_type))
+        aad = _aad("replies", installation_id, key)
+        plaintext = self.uow.cipher.open(row["result_key_id"], row["result_sealed"], aad)
+        return Reply(fingerprint=row["fingerprint"], result=_reply_result(plaintext, result_type))
 
     async def save(self, installation_id: str, key: str, reply: Reply) -> None:
         key_id, sealed = self.uow.cipher.seal(
@@ -381,7 +401,11 @@ class PostgresStorage:
         self.cipher = cipher
 
     @classmethod
-    async def open(cls, dsn: str, cipher: SecretCipher, min_size: int = 1, max_size: int = 10) -> Self:
+    async def open(
+        cls, dsn: str, cipher: SecretCipher, min_size: int = 1, max_size: int = 10, *, verify_keys: bool = True
+    ) -> Self:
+        """A pool on the (already migrated) database; see adapters/storage/migrations.py. With `verify_keys`,
+        a missing or wrong key raises CipherError here rather than at the first request."""
         with _unavailable_on_connection_error():
             pool = await asyncpg.create_pool(
                 dsn,
@@ -390,7 +414,24 @@ class PostgresStorage:
                 init=_init_connection,
                 server_settings={"application_name": "marketplace-provider"},
             )
-        return cls(pool, cipher)
+        storage = cls(pool, cipher)
+        if verify_keys:
+            try:
+                await storage.verify_keys()
+            except BaseException:
+                await pool.close()
+                raise
+        return storage
+
+    async def verify_keys(self) -> None:
+        """Open one stored secret per key id in use: raises CipherError if a key is missing or wrong."""
+        async with self.unit_of_work() as uow:
+            for table, key_column, sealed_column, aad_columns in _SEALED:
+                for (key_id,) in await uow.fetch(_key_ids_in_use(table, key_column)):
+                    sample = f"SELECT {sealed_column}, {', '.join(aad_columns)} FROM {table} WHERE {key_column} = $1"
+                    row = await uow.fetchrow(sample + " LIMIT 1", key_id)
+                    if row is not None:
+                        self.cipher.open(key_id, row[sealed_column], _aad(table, *(row[c] for c in aad_columns)))
 
     def unit_of_work(self) -> PostgresUnitOfWork:
         return PostgresUnitOfWork(self.pool, self.cipher)

@@ -19,6 +19,8 @@ CREATE TABLE installations (
     CHECK ((access_token_sealed IS NULL) = (access_token_key_id IS NULL))
 );
 CREATE INDEX installations_by_lifecycle ON installations (lifecycle, updated_at);
+-- which keys seal stored secrets (start-up key check, re-sealing after a rotation)
+CREATE INDEX installations_by_key ON installations (access_token_key_id);
 
 CREATE TABLE resources (
     id                      TEXT PRIMARY KEY NOT NULL,
@@ -41,6 +43,7 @@ CREATE INDEX resources_live_by_installation ON resources (installation_id, creat
     WHERE status <> 'uninstalled';
 CREATE INDEX resources_by_installation ON resources (installation_id);
 CREATE INDEX resources_by_external_id ON resources (installation_id, external_id) WHERE external_id IS NOT NULL;
+CREATE INDEX resources_by_key ON resources (secrets_key_id);
 
 CREATE TABLE replies (
     installation_id         TEXT NOT NULL,
@@ -52,6 +55,7 @@ CREATE TABLE replies (
     PRIMARY KEY (installation_id, key)
 );
 CREATE INDEX replies_by_age ON replies (created_at);
+CREATE INDEX replies_by_key ON replies (result_key_id);
 
 CREATE TABLE transfer_claims (
     id                      TEXT PRIMARY KEY NOT NULL,

@@ -1,0 +1,451 @@
+"""SQLite storage, the embedded default: one file, one connection, one unit of work at a time.
+
+Semantics match the memory adapter (adapters/storage/memory.py), checked by tests/contract/. Every unit
+of work is a `BEGIN IMMEDIATE` transaction on the process's single connection, taken under an asyncio
+lock, so writes serialize inside the process; other processes on the same file (a worker) wait for the
+file lock up to the busy timeout. The file is in WAL mode with foreign keys on; aiosqlite keeps the
+blocking calls on its own thread. Access tokens, resource secrets and stored replies are sealed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sqlite3
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any, Self
+
+import aiosqlite
+import msgspec
+
+from adapters.cipher import SecretCipher
+from domain.errors import Conflict, Unavailable
+from domain.installations import Credentials, Installation
+from domain.resources import Resource, Secret
+from domain.transfers import TransferClaim
+from ports.storage import Reply
+
+BUSY_TIMEOUT_MS = 10_000
+# OperationalErrors that mean "the file cannot be used right now", not a bug in a statement
+_UNAVAILABLE = (
+    "database is locked", "database is busy", "disk i/o error", "unable to open", "database or disk is full",
+)  # fmt: skip
+
+
+def _is_unavailable(exc: BaseException) -> bool:
+    if isinstance(exc, sqlite3.OperationalError):
+        return str(exc).lower().startswith(_UNAVAILABLE)
+    # aiosqlite, after close(): "Connection closed" / "no active connection"
+    return isinstance(exc, ValueError) and str(exc).lower().startswith(("connection closed", "no active connection"))
+
+
+class _UnavailableOnOutage:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        if exc is not None and _is_unavailable(exc):
+            raise Unavailable("storage unavailable") from exc
+
+
+_mapped = _UnavailableOnOutage()
+
+
+def _time(value: datetime | None) -> str | None:
+    """One fixed-width UTC text form, so that text order is time order."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def _json(value: object) -> str | None:
+    return None if value is None else msgspec.json.encode(value).decode()
+
+
+def _from_json(value: str | None) -> Any:
+    return None if value is None else msgspec.json.decode(value)
+
+
+def _aad(*parts: str) -> bytes:
+    return b"\0".join(part.encode() for part in parts)
+
+
+def _upsert(table: str, columns: tuple[str, ...], key: str = "id") -> str:
+    updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c != key)
+    return (
+        f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))}) "
+        f"ON CONFLICT ({key}) DO UPDATE SET {updates}"
+    )
+
+
+# Rows <-> domain
+
+
+_INSTALLATION_COLUMNS = (
+    "id", "account", "scopes", "accepted_policies", "token_type", "access_token_sealed", "access_token_key_id",
+    "billing_plan_id", "notification", "lifecycle", "created_at", "updated_at", "deleted_at",
+)  # fmt: skip
+
+
+def _installation_row(installation: Installation, cipher: SecretCipher) -> tuple[Any, ...]:
+    token_type = key_id = sealed = None
+    if installation.credentials is not None:
+        token_type = installation.credentials.token_type
+        key_id, sealed = cipher.seal(
+            installation.credentials.access_token.encode(), _aad("installations", installation.id)
+        )
+    return (
+        installation.id, _json(installation.account), _json(installation.scopes),
+        _json(installation.accepted_policies), token_type, sealed, key_id, installation.billing_plan_id,
+        _json(installation.notification), installation.lifecycle.value, _time(installation.created_at),
+        _time(installation.updated_at), _time(installation.deleted_at),
+    )  # fmt: skip
+
+
+def _installation(row: sqlite3.Row, cipher: SecretCipher) -> Installation:
+    fields = dict(row)
+    sealed, key_id = fields.pop("access_token_sealed"), fields.pop("access_token_key_id")
+    token_type = fields.pop("token_type")
+    for name in ("account", "scopes", "accepted_policies", "notification"):
+        fields[name] = _from_json(fields[name])
+    fields["credentials"] = None
+    if sealed is not None:
+        token = cipher.open(key_id, sealed, _aad("installations", row["id"])).decode()
+        fields["credentials"] = Credentials(access_token=token, token_type=token_type)
+    return msgspec.convert(fields, Installation)
+
+
+_RESOURCE_COLUMNS = (
+    "id", "installation_id", "product_id", "name", "metadata", "billing_plan_id", "status", "secrets_sealed",
+    "secrets_key_id", "notification", "external_id", "protocol_settings", "created_at", "updated_at",
+)  # fmt: skip
+
+
+def _resource_row(resource: Resource, cipher: SecretCipher) -> tuple[Any, ...]:
+    key_id, sealed = cipher.seal(msgspec.json.encode(resource.secrets), _aad("resources", resource.id))
+    return (
+        resource.id, resource.installation_id, resource.product_id, resource.name, _json(resource.metadata),
+        resource.billing_plan_id, resource.status.value, sealed, key_id, _json(resource.notification),
+        resource.external_id, _json(resource.protocol_settings), _time(resource.created_at),
+        _time(resource.updated_at),
+    )  # fmt: skip
+
+
+def _resource(row: sqlite3.Row, cipher: SecretCipher) -> Resource:
+    fields = dict(row)
+    sealed, key_id = fields.pop("secrets_sealed"), fields.pop("secrets_key_id")
+    for name in ("metadata", "notification", "protocol_settings"):
+        fields[name] = _from_json(fields[name])
+    plaintext = cipher.open(key_id, sealed, _aad("resources", row["id"]))
+    fields["secrets"] = msgspec.json.decode(plaintext, type=tuple[Secret, ...])
+    return msgspec.convert(fields, Resource)
+
+
+_CLAIM_COLUMNS = (
+    "id", "source_installation_id", "resource_ids", "expires_at", "state", "created_at", "verified_by",
+    "target_installation_id", "completed_at",
+)  # fmt: skip
+
+
+def _claim_row(claim: TransferClaim) -> tuple[Any, ...]:
+    return (
+        claim.id, claim.source_installation_id, _json(claim.resource_ids), _time(claim.expires_at),
+        claim.state.value, _time(claim.created_at), _json(claim.verified_by), claim.target_installation_id,
+        _time(claim.completed_at),
+    )  # fmt: skip
+
+
+def _claim(row: sqlite3.Row) -> TransferClaim:
+    fields = dict(row)
+    fields["resource_ids"] = _from_json(fields["resource_ids"])
+    fields["verified_by"] = _from_json(fields["verified_by"])
+    return msgspec.convert(fields, TransferClaim)
+
+
+# (table, key id column, sealed column, columns of the associated data): what verify_keys() samples
+_SEALED = (
+    ("installations", "access_token_key_id", "access_token_sealed", ("id",)),
+    ("resources", "secrets_key_id", "secrets_sealed", ("id",)),
+    ("replies", "result_key_id", "result_sealed", ("installation_id", "key")),
+)
+
+
+def _key_ids_in_use(table: str, column: str) -> str:
+    """The distinct key ids of a column, one index probe each (a skip scan), however many rows there are."""
+    return (
+        f"WITH RECURSIVE k (id) AS (SELECT min({column}) FROM {table} UNION ALL "
+        f"SELECT (SELECT min({column}) FROM {table} WHERE {column} > k.id) FROM k WHERE k.id IS NOT NULL) "
+        "SELECT id FROM k WHERE id IS NOT NULL"
+    )
+
+
+def _reply_result(plaintext: bytes, result_type: type) -> object:
+    """The stored result as `result_type`; as plain JSON values when it was stored for another type (the
+    key was reused for another kind of request: its fingerprint differs and the caller answers Conflict)."""
+    try:
+        return msgspec.json.decode(plaintext, type=result_type)
+    except msgspec.ValidationError:
+        return msgspec.json.decode(plaintext)
+
+
+# Repositories
+
+
+class _Installations:
+    _select = f"SELECT {', '.join(_INSTALLATION_COLUMNS)} FROM installations WHERE id = ?"
+    _save = _upsert("installations", _INSTALLATION_COLUMNS)
+
+    def __init__(self, uow: SqliteUnitOfWork) -> None:
+        self.uow = uow
+
+    async def get(self, installation_id: str) -> Installation | None:
+        row = await self.uow.fetchone(self._select, (installation_id,))
+        return None if row is None else _installation(row, self.uow.cipher)
+
+    async def save(self, installation: Installation) -> None:
+        await self.uow.execute(self._save, _installation_row(installation, self.uow.cipher))
+
+
+class _Resources:
+    _columns = ", ".join(_RESOURCE_COLUMNS)
+    _select = f"SELECT {_columns} FROM resources WHERE id = ? AND installation_id = ?"
+    _live = f"SELECT {_columns} FROM resources WHERE installation_id = ? AND status <> 'uninstalled'"
+    _order = " ORDER BY created_at, id"
+    _add = f"INSERT INTO resources ({_columns}) VALUES ({', '.join('?' * 14)}) ON CONFLICT (id) DO NOTHING"
+    _save = _upsert("resources", _RESOURCE_COLUMNS)
+
+    def __init__(self, uow: SqliteUnitOfWork) -> None:
+        self.uow = uow
+
+    async def get(self, installation_id: str, resource_id: str) -> Resource | None:
+        row = await self.uow.fetchone(self._select, (resource_id, installation_id))
+        return None if row is None else _resource(row, self.uow.cipher)
+
+    async def list_live(self, installation_id: str, ids: list[str] | None = None) -> list[Resource]:
+        if ids is None:
+            rows = await self.uow.fetchall(self._live + self._order, (installation_id,))
+        elif not ids:
+            return []
+        else:
+            query = f"{self._live} AND id IN ({', '.join('?' * len(ids))}){self._order}"
+            rows = await self.uow.fetchall(query, (installation_id, *ids))
+        return [_resource(row, self.uow.cipher) for row in rows]
+
+    async def add(self, resource: Resource) -> None:
+        if await self.uow.execute(self._add, _resource_row(resource, self.uow.cipher)) == 0:
+            raise Conflict(f"resource {resource.id} exists")
+
+    async def save(self, resource: Resource) -> None:
+        await self.uow.execute(self._save, _resource_row(resource, self.uow.cipher))
+
+
+class _Replies:
+    _select = "SELECT fingerprint, result_sealed, result_key_id FROM replies WHERE installation_id = ? AND key = ?"
+    _save = (
+        "INSERT INTO replies (installation_id, key, fingerprint, result_sealed, result_key_id, created_at) "
+        "VALUES (?, ?, ?, ?, ?, strftime('%Y-%m-%dT%H:%M:%f000+00:00', 'now')) "
+        "ON CONFLICT (installation_id, key) DO UPDATE SET fingerprint = excluded.fingerprint, "
+        "result_sealed = excluded.result_sealed, result_key_id = excluded.result_key_id, "
+        "created_at = excluded.created_at"
+    )
+
+    def __init__(self, uow: SqliteUnitOfWork) -> None:
+        self.uow = uow
+
+    async def lookup(self, installation_id: str, key: str, result_type: type) -> Reply | None:
+        # Units of work already run one at a time (BEGIN IMMEDIATE): the key is held until this one ends.
+        row = await self.uow.fetchone(self._select, (installation_id, key))
+        if row is None:
+            return None
+        aad = _aad("replies", installation_id, key)
+        plaintext = self.uow.cipher.open(row["result_key_id"], row["result_sealed"], aad)
+        return Reply(fingerprint=row["fingerprint"], result=_reply_result(plaintext, result_type))
+
+    async def save(self, installation_id: str, key: str, reply: Reply) -> None:
+        key_id, sealed = self.uow.cipher.seal(
+            msgspec.json.encode(reply.result), _aad("replies", installation_id, key)
+        )
+        await self.uow.execute(self._save, (installation_id, key, reply.fingerprint, sealed, key_id))
+
+
+class _Claims:
+    _select = f"SELECT {', '.join(_CLAIM_COLUMNS)} FROM transfer_claims WHERE id = ?"
+    _save = _upsert("transfer_claims", _CLAIM_COLUMNS)
+
+    def __init__(self, uow: SqliteUnitOfWork) -> None:
+        self.uow = uow
+
+    async def get(self, claim_id: str) -> TransferClaim | None:
+        row = await self.uow.fetchone(self._select, (claim_id,))
+        return None if row is None else _claim(row)
+
+    async def save(self, claim: TransferClaim) -> None:
+        await self.uow.execute(self._save, _claim_row(claim))
+
+
+class _Balances:
+    _select = "SELECT resource_id, cents FROM balances WHERE installation_id = ?"
+    _delete = "DELETE FROM balances WHERE installation_id = ?"
+    _insert = "INSERT INTO balances (installation_id, resource_id, cents) VALUES (?, ?, ?)"
+    _purchase = (
+        "INSERT INTO purchases (invoice_id, installation_id, processed_at) VALUES (?, ?, ?) "
+        "ON CONFLICT (invoice_id) DO NOTHING"
+    )
+
+    def __init__(self, uow: SqliteUnitOfWork) -> None:
+        self.uow = uow
+
+    async def get(self, installation_id: str) -> dict[str | None, int]:
+        rows = await self.uow.fetchall(self._select, (installation_id,))
+        return {(row["resource_id"] or None): row["cents"] for row in rows}
+
+    async def save(self, installation_id: str, balances: dict[str | None, int]) -> None:
+        await self.uow.execute(self._delete, (installation_id,))
+        for resource_id, cents in balances.items():
+            await self.uow.execute(self._insert, (installation_id, resource_id or "", cents))
+
+    async def record_purchase(self, installation_id: str, invoice_id: str, at: datetime) -> bool:
+        return await self.uow.execute(self._purchase, (invoice_id, installation_id, _time(at))) == 1
+
+
+# Unit of work and storage
+
+
+class SqliteUnitOfWork:
+    def __init__(self, storage: SqliteStorage) -> None:
+        self._storage = storage
+        self.cipher = storage.cipher
+        self._held = False  # the storage lock
+        self._open = False  # a transaction is running
+        self.installations = _Installations(self)
+        self.resources = _Resources(self)
+        self.replies = _Replies(self)
+        self.claims = _Claims(self)
+        self.balances = _Balances(self)
+
+    async def __aenter__(self) -> Self:
+        await self._storage.lock.acquire()
+        self._held = True
+        try:
+            await self._begin()
+        except BaseException:
+            self._storage.lock.release()
+            self._held = False
+            raise
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        try:
+            if self._open:
+                self._open = False
+                with _mapped:
+                    if self._storage.db.in_transaction:  # not committed, or its COMMIT failed
+                        await self._storage.db.execute("ROLLBACK")
+        finally:
+            self._held = False
+            self._storage.lock.release()
+
+    async def commit(self) -> None:
+        if self._open:
+            with _mapped:
+                await self._storage.db.execute("COMMIT")
+            self._open = False
+
+    async def _begin(self) -> None:
+        with _mapped:
+            await self._storage.db.execute("BEGIN IMMEDIATE")
+        self._open = True
+
+    async def _db(self) -> aiosqlite.Connection:
+        if not self._held:
+            raise RuntimeError("use the unit of work inside `async with`")
+        if not self._open:  # used again after a commit: a new transaction
+            await self._begin()
+        return self._storage.db
+
+    async def execute(self, query: str, params: tuple[Any, ...]) -> int:
+        """Run a statement; how many rows it changed."""
+        db = await self._db()
+        with _mapped:
+            cursor = await db.execute(query, params)
+            changed = cursor.rowcount
+            await cursor.close()
+        return changed
+
+    async def fetchone(self, query: str, params: tuple[Any, ...]) -> sqlite3.Row | None:
+        db = await self._db()
+        with _mapped:
+            rows = await db.execute_fetchall(query, params)
+        return next(iter(rows), None)
+
+    async def fetchall(self, query: str, params: tuple[Any, ...]) -> list[sqlite3.Row]:
+        db = await self._db()
+        with _mapped:
+            return list(await db.execute_fetchall(query, params))
+
+
+class SqliteStorage:
+    def __init__(self, db: aiosqlite.Connection, cipher: SecretCipher, path: str) -> None:
+        self.db = db
+        self.cipher = cipher
+        self.path = path
+        self.lock = asyncio.Lock()
+
+    @classmethod
+    async def open(
+        cls,
+        path: str | os.PathLike[str],
+        cipher: SecretCipher,
+        busy_timeout_ms: int = BUSY_TIMEOUT_MS,
+        *,
+        verify_keys: bool = True,
+    ) -> Self:
+        """Open the (already migrated) file: see adapters/storage/migrations.py. `busy_timeout_ms`: how long
+        a unit of work waits for another process's write before answering Unavailable. With `verify_keys`,
+        a missing or wrong key raises CipherError here rather than at the first request."""
+        path = os.fspath(path)
+        with _mapped:
+            db = await aiosqlite.connect(path, isolation_level=None, timeout=busy_timeout_ms / 1000)
+        try:
+            db.row_factory = sqlite3.Row
+            with _mapped:
+                await db.execute("PRAGMA journal_mode = WAL")
+                await db.execute("PRAGMA synchronous = FULL")  # a 2xx survives a power cut, not only a crash
+                await db.execute("PRAGMA foreign_keys = ON")
+                await db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+            storage = cls(db, cipher, path)
+            if verify_keys:
+                await storage.verify_keys()
+        except BaseException:
+            await db.close()
+            raise
+        return storage
+
+    async def verify_keys(self) -> None:
+        """Open one stored secret per key id in use: raises CipherError if a key is missing or wrong."""
+        async with self.unit_of_work() as uow:
+            for table, key_column, sealed_column, aad_columns in _SEALED:
+                for (key_id,) in await uow.fetchall(_key_ids_in_use(table, key_column), ()):
+                    sample = f"SELECT {sealed_column}, {', '.join(aad_columns)} FROM {table} WHERE {key_column} = ?"
+                    row = await uow.fetchone(sample + " LIMIT 1", (key_id,))
+                    if row is not None:
+                        self.cipher.open(key_id, row[sealed_column], _aad(table, *(row[c] for c in aad_columns)))
+
+    def unit_of_work(self) -> SqliteUnitOfWork:
+        return SqliteUnitOfWork(self)
+
+    async def ping(self) -> None:
+        with _mapped:
+            await self.db.execute_fetchall("SELECT 1")
+
+    async def close(self) -> None:
+        async with self.lock:  # let the running unit of work finish
+            await self.db.close()
+
+    def __repr__(self) -> str:
+        return f"SqliteStorage(path={self.path!r}, cipher={self.cipher!r})"
