@@ -14,6 +14,7 @@ import asyncio
 import hashlib
 import json
 import logging
+import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -29,6 +30,8 @@ log = logging.getLogger(__name__)
 ALGORITHM = "RS256"
 MIN_RSA_BITS = 2048
 MAX_JWKS_BYTES = 1_000_000
+USER_SUBJECT = re.compile(r"account:[0-9a-fA-F]+:user:[0-9a-fA-F]+")
+SYSTEM_SUBJECT = re.compile(r"account:[0-9a-fA-F]+")
 REQUIRED_CLAIMS = ["iss", "aud", "exp", "iat"]  # `sub` too, but it may be null: checked by hand
 
 
@@ -134,6 +137,8 @@ class JwksTokenVerifier:
         subject = _optional_str(claims, "sub")
         expires_at = int(claims["exp"])
         if "user_role" in claims or "user_id" in claims:
+            if subject is None or not USER_SUBJECT.fullmatch(subject):
+                raise Unauthenticated("the token's sub is not a user subject")
             user_id = _required_str(claims, "user_id")
             role_value = _required_str(claims, "user_role")
             try:
@@ -151,6 +156,10 @@ class JwksTokenVerifier:
                 name=_optional_str(claims, "user_name"),
                 expires_at=expires_at,
             )
+        if subject is not None and not SYSTEM_SUBJECT.fullmatch(subject):
+            raise Unauthenticated("the token's sub is not an account subject")
+        if "installation_id" not in claims:  # the key is required, its value may be null
+            raise Unauthenticated("the token lacks the installation_id claim")
         # System token: installation_id is null before install, account_id absent on the "incomplete"
         # token of List Billing Plans For Product (auth.md 1.2); the endpoints decide what they need.
         return Caller(

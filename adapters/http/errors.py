@@ -4,6 +4,7 @@ domain errors to statuses; Litestar's own errors (validation, 404 route, 405, 41
 from __future__ import annotations
 
 import logging
+import re
 
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, ValidationException
@@ -57,16 +58,26 @@ def domain_error(request: Request, exc: DomainError) -> Response[ErrorBody]:
     return _json(ErrorBody.from_error(exc), status, headers)
 
 
+MISSING_FIELD = re.compile(r"Object missing required field `([^`]+)`")
+
+
+def _field_problem(item: dict) -> FieldProblem:
+    """Litestar names the body `data` and the parent object of a missing field: name the field itself."""
+    key = str(item.get("key") or item.get("source") or "body").removeprefix("$.")
+    message = str(item.get("message", "is invalid"))
+    if key == "data" and message == "'data'":  # no body at all
+        return FieldProblem(key="body", message="a JSON body is required")
+    missing = MISSING_FIELD.search(message)
+    if missing:
+        parent = "" if key in ("data", "body") else key + "."
+        return FieldProblem(key=parent + missing.group(1), message="is required")
+    return FieldProblem(key=key, message=message.split(" - at `")[0])
+
+
 def validation_error(request: Request, exc: ValidationException) -> Response[ErrorBody]:
     """Litestar's body/query/path validation: name each bad field with its JSON path."""
-    fields: list[FieldProblem] = []
-    for item in exc.extra if isinstance(exc.extra, list) else []:
-        if isinstance(item, dict):
-            key = str(item.get("key") or item.get("source") or "body")
-            fields.append(FieldProblem(key=key.removeprefix("$."), message=str(item.get("message", "is invalid"))))
-    message = exc.detail if exc.detail and not exc.detail.startswith("Validation failed") else "Input has failed validation"
-    if fields and message == "Input has failed validation":
-        message = f"{fields[0].key}: {fields[0].message}"
+    fields = [_field_problem(item) for item in (exc.extra if isinstance(exc.extra, list) else []) if isinstance(item, dict)]
+    message = f"{fields[0].key}: {fields[0].message}" if fields else "Input has failed validation"
     return _json(ErrorBody.of("validation_error", message, fields), 400)
 
 

@@ -17,9 +17,10 @@ from domain.notifications import Notification
 from domain.plans import BillingPlan
 from domain.resources import Resource, Secret
 
-Id = Annotated[str, Meta(min_length=1, max_length=128)]
-Text = Annotated[str, Meta(max_length=1024)]
-LongText = Annotated[str, Meta(max_length=10_000)]
+NO_NUL = r"^[^\x00]*$"  # NUL bytes are refused everywhere: no store or log should ever see one
+Id = Annotated[str, Meta(min_length=1, max_length=128, pattern=NO_NUL)]
+Text = Annotated[str, Meta(max_length=1024, pattern=NO_NUL)]
+LongText = Annotated[str, Meta(max_length=10_000, pattern=NO_NUL)]
 
 
 class Wire(msgspec.Struct, rename="camel", omit_defaults=True, kw_only=True):
@@ -199,24 +200,24 @@ class ResourcesOut(Wire):
 
 
 class CredentialsIn(msgspec.Struct, kw_only=True):  # snake_case on the wire, as OAuth has it
-    access_token: Annotated[str, Meta(min_length=1, max_length=4096)]
-    token_type: Annotated[str, Meta(min_length=1, max_length=64)]
+    access_token: Annotated[str, Meta(min_length=1, max_length=4096, pattern=NO_NUL)]
+    token_type: Annotated[str, Meta(min_length=1, max_length=64, pattern=NO_NUL)]
 
 
 class ContactIn(Wire):
-    email: Annotated[str, Meta(min_length=3, max_length=320)]
+    email: Annotated[str, Meta(min_length=3, max_length=320, pattern=NO_NUL)]
     name: Text | None = None
 
 
 class AccountIn(Wire):
-    url: Annotated[str, Meta(min_length=1, max_length=2048)]
+    url: Annotated[str, Meta(min_length=1, max_length=2048, pattern=NO_NUL)]
     contact: ContactIn | None = None
     name: Text | None = None
 
 
 class UpsertInstallationIn(Wire):
-    scopes: Annotated[list[Annotated[str, Meta(max_length=256)]], Meta(max_length=256)]
-    accepted_policies: Annotated[dict[Annotated[str, Meta(max_length=128)], Text], Meta(max_length=64)]
+    scopes: Annotated[list[Annotated[str, Meta(max_length=256, pattern=NO_NUL)]], Meta(max_length=256)]
+    accepted_policies: Annotated[dict[Annotated[str, Meta(max_length=128, pattern=NO_NUL)], Text], Meta(max_length=64)]
     credentials: CredentialsIn
     account: AccountIn | None = None
 
@@ -241,12 +242,12 @@ class FinalizedOut(Wire):
 
 # ---------------------------------------------------------------- resources
 
-Metadata = Annotated[dict[Annotated[str, Meta(max_length=128)], Any], Meta(max_length=100)]
+Metadata = Annotated[dict[Annotated[str, Meta(max_length=128, pattern=NO_NUL)], Any], Meta(max_length=100)]
 
 
 class ProvisionResourceIn(Wire):
     product_id: Id
-    name: Annotated[str, Meta(max_length=1024)]
+    name: Annotated[str, Meta(max_length=1024, pattern=NO_NUL)]
     metadata: Metadata
     billing_plan_id: Id
     external_id: Text | None = None
@@ -254,7 +255,7 @@ class ProvisionResourceIn(Wire):
 
 
 class UpdateResourceIn(Wire):
-    name: Annotated[str, Meta(max_length=1024)] | UnsetType = UNSET
+    name: Annotated[str, Meta(max_length=1024, pattern=NO_NUL)] | UnsetType = UNSET
     metadata: Metadata | UnsetType = UNSET
     billing_plan_id: Id | UnsetType = UNSET
     status: Literal["ready", "pending", "onboarding", "suspended", "resumed", "uninstalled", "error"] | UnsetType = UNSET
