@@ -21,7 +21,12 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
 
     if settings.uses_development_credentials:
         log.warning("INTEGRATION_CLIENT_ID/SECRET are development values: Vercel's real tokens will be refused")
+    import asyncio
+
+    from entrypoints.containers import preflight
+
     build_app(settings)  # fail fast on bad configuration, before the server forks workers
+    asyncio.run(preflight(settings))
     uvicorn.run(
         "entrypoints.http:app_from_env",
         factory=True,
@@ -32,6 +37,21 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         access_log=False,  # access lines would carry query strings; our own logs say what matters
         timeout_graceful_shutdown=30,
     )
+    return 0
+
+
+def _migrate(settings: Settings, args: argparse.Namespace) -> int:
+    import asyncio
+
+    from entrypoints.containers import migrate
+
+    applied = asyncio.run(migrate(settings))
+    if settings.storage_backend == "memory":
+        print("the memory backend keeps no schema: nothing to migrate")
+    elif applied:
+        print(f"applied {len(applied)} migration(s) to the {settings.storage_backend} database: {', '.join(applied)}")
+    else:
+        print(f"the {settings.storage_backend} database schema is up to date")
     return 0
 
 
@@ -70,6 +90,8 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--workers", type=int, default=1)
     serve.set_defaults(run=_serve)
+    migrate = commands.add_parser("migrate", help="create or upgrade the storage schema (safe to run twice)")
+    migrate.set_defaults(run=_migrate)
     products = commands.add_parser("products", help="print the validated product and billing-plan catalog")
     products.add_argument("--json", action="store_true", help="machine-readable output")
     products.set_defaults(run=_products)

@@ -5,13 +5,20 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import AsyncIterator
+
+import asyncpg
 
 from dependency_injector import containers, providers
 
 from adapters.example_provisioner import ExampleProvisioner
 from adapters.jwks import JwksTokenVerifier
+from adapters.cipher import CipherError, SecretCipher, load_or_create_key_file, parse_keys
 from adapters.storage.memory import MemoryStorage
+from adapters.storage.migrations import migrate_postgres, migrate_sqlite, pending_postgres, pending_sqlite
+from adapters.storage.postgres import PostgresStorage
+from adapters.storage.sqlite import SqliteStorage
 from adapters.vercel_client import VercelClient
 from config.catalog import load_catalog
 from config.settings import ConfigError, Settings
@@ -27,17 +34,65 @@ from ports.ids import RandomIds
 from ports.storage import Storage
 
 
-async def open_storage(settings: Settings) -> AsyncIterator[Storage]:
-    """One Resource that branches in plain Python (a Selector of Resources would open every branch)."""
-    match settings.storage_backend:
-        case "memory":
-            storage: Storage = MemoryStorage()
-        case other:
-            raise ConfigError(f"STORAGE_BACKEND={other} is not available yet; use memory")
+def _cipher(settings: Settings, key_file: str | None) -> SecretCipher:
+    try:
+        if settings.secrets_key:
+            return SecretCipher(parse_keys(settings.secrets_key))
+        if key_file is None:
+            raise ConfigError("SECRETS_KEY is required with STORAGE_BACKEND=postgres")
+        return SecretCipher(load_or_create_key_file(key_file))
+    except CipherError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+async def open_storage(settings: Settings, *, migrate: bool = True) -> AsyncIterator[Storage]:
+    """One Resource that branches in plain Python (a Selector of Resources would open every branch).
+
+    The embedded SQLite default migrates itself; PostgreSQL, shared by many processes, refuses to
+    start on an outdated schema instead.
+    """
+    storage: Storage
+    try:
+        match settings.storage_backend:
+            case "memory":
+                storage = MemoryStorage()
+            case "sqlite":
+                cipher = _cipher(settings, key_file=settings.database_url + ".key")
+                if migrate:
+                    await migrate_sqlite(settings.database_url)
+                elif await pending_sqlite(settings.database_url):
+                    raise ConfigError("the database schema is outdated: run `marketplace-provider migrate`")
+                storage = await SqliteStorage.open(settings.database_url, cipher)
+            case "postgres":
+                cipher = _cipher(settings, key_file=None)
+                if await pending_postgres(settings.database_url):
+                    raise ConfigError("the database schema is outdated: run `marketplace-provider migrate`")
+                storage = await PostgresStorage.open(settings.database_url, cipher)
+            case other:
+                raise ConfigError(f"STORAGE_BACKEND={other} is not a storage backend")
+    except CipherError as exc:
+        raise ConfigError(f"SECRETS_KEY cannot read the stored secrets: {exc}") from None
+    except (OSError, asyncpg.PostgresError, sqlite3.Error) as exc:
+        raise ConfigError(f"cannot open the {settings.storage_backend} database: {type(exc).__name__}: {exc}") from None
     try:
         yield storage
     finally:
         await storage.close()
+
+
+async def migrate(settings: Settings) -> list[str]:
+    """Create or upgrade the schema of the configured backend; returns the versions applied now."""
+    try:
+        match settings.storage_backend:
+            case "sqlite":
+                _cipher(settings, key_file=settings.database_url + ".key")  # the key lives beside the file
+                return await migrate_sqlite(settings.database_url)
+            case "postgres":
+                return await migrate_postgres(settings.database_url)
+            case _:
+                return []
+    except (OSError, asyncpg.PostgresError, sqlite3.Error) as exc:
+        raise ConfigError(f"cannot migrate the {settings.storage_backend} database: {type(exc).__name__}: {exc}") from None
 
 
 async def open_verifier(settings: Settings) -> AsyncIterator[JwksTokenVerifier]:
@@ -55,7 +110,12 @@ async def open_verifier(settings: Settings) -> AsyncIterator[JwksTokenVerifier]:
 
 
 async def open_vercel(settings: Settings) -> AsyncIterator[VercelClient]:
-    client = VercelClient(settings.vercel_api_url, user_agent=f"marketplace-provider/{settings.integration_client_id}")
+    client = VercelClient(
+        settings.vercel_api_url,
+        client_id=settings.integration_client_id,
+        client_secret=settings.integration_client_secret,
+        user_agent=f"marketplace-provider/{settings.integration_client_id}",
+    )
     try:
         yield client
     finally:
@@ -85,3 +145,11 @@ class HttpContainer(containers.DeclarativeContainer):
         purchases=providers.Factory(Purchases, core.ports, vercel),
         transfers=providers.Factory(Transfers, core.ports),
     )
+
+
+async def preflight(settings: Settings) -> None:
+    """Open and close storage once before serving, so that an outdated schema, a wrong key or an
+    unreachable database stops the command with one line instead of failing in every worker."""
+    opened = open_storage(settings)
+    await anext(opened)
+    await opened.aclose()

@@ -12,6 +12,7 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_202_ACCEPTED, HTTP_204_NO_CONTENT
 
+from adapters.http.auth import PATH_ID
 from adapters.http.schemas import (
     AcceptTransferIn,
     CreateTransferIn,
@@ -231,6 +232,8 @@ async def list_resources(
     resources: NamedDependency[Resources],
     ids: Annotated[list[str] | None, QueryParameter(name="ids", max_items=100)] = None,
 ) -> ResourcesOut:
+    if ids and not all(PATH_ID.fullmatch(i) for i in ids):
+        raise Invalid.field("ids", "holds a value that is not a resource id")
     found = await resources.list(caller, installationId, ids)
     return ResourcesOut(resources=[_resource_out(resources, r) for r in found])
 

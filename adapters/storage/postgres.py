@@ -19,7 +19,7 @@ import asyncpg
 import msgspec
 
 from adapters.cipher import SecretCipher
-from domain.errors import Conflict, Unavailable
+from domain.errors import Conflict, Invalid, Unavailable
 from domain.installations import Credentials, Installation
 from domain.resources import Resource, Secret
 from domain.transfers import TransferClaim
@@ -36,6 +36,10 @@ _CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.InterfaceError,  # connection closed, pool closing
     # the server's "terminating connection" notice seen before the socket closes: the protocol is stuck
     asyncpg.exceptions.InternalClientError,
+)
+UNSTORABLE_TEXT = (
+    asyncpg.exceptions.CharacterNotInRepertoireError,
+    asyncpg.exceptions.UntranslatableCharacterError,
 )
 _NOT_CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.DataError,  # a bad query argument: our bug, not an outage
@@ -54,6 +58,8 @@ def _unavailable_on_connection_error() -> Iterator[None]:
     except Exception as exc:
         if is_connection_error(exc):
             raise Unavailable("storage unavailable") from exc
+        if isinstance(exc, UNSTORABLE_TEXT):  # e.g. a NUL byte, which PostgreSQL text cannot hold
+            raise Invalid("the input holds characters that cannot be stored") from None
         raise
 
 

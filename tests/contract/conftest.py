@@ -7,31 +7,21 @@ from __future__ import annotations
 
 import os
 import re
-import secrets
 import sqlite3
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
 
 from adapters.cipher import SecretCipher
 from adapters.storage.memory import MemoryStorage
-from adapters.storage.migrations import migrate_postgres, migrate_sqlite
+from adapters.storage.migrations import migrate_sqlite
 from adapters.storage.postgres import PostgresStorage
 from adapters.storage.sqlite import SqliteStorage
 from ports.storage import Storage
-
-ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-
-
-def with_database(url: str, name: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(path=f"/{name}"))
-
+from tests.support.postgres import scratch_database
 
 def new_cipher(key_id: str = "contract") -> SecretCipher:
     return SecretCipher([(key_id, os.urandom(32))])
@@ -40,30 +30,6 @@ def new_cipher(key_id: str = "contract") -> SecretCipher:
 @pytest.fixture(scope="session")
 def cipher() -> SecretCipher:
     return new_cipher()
-
-
-@asynccontextmanager
-async def scratch_database() -> AsyncIterator[str]:
-    """A migrated database of its own, dropped afterwards; its DSN."""
-    name = f"mp_contract_{secrets.token_hex(6)}"
-    try:
-        admin = await asyncpg.connect(ADMIN_URL)
-    except (OSError, asyncpg.PostgresError) as exc:
-        pytest.fail(f"PostgreSQL is not reachable at TEST_POSTGRES_URL ({type(exc).__name__}: {exc})")
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    dsn = with_database(ADMIN_URL, name)
-    try:
-        await migrate_postgres(dsn)
-        yield dsn
-    finally:
-        admin = await asyncpg.connect(ADMIN_URL)
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
 
 
 @pytest.fixture(scope="session")

@@ -28,7 +28,7 @@ from domain.notifications import Level, Notification
 from domain.resources import EnvironmentOverrides, Resource, ResourceStatus, Secret
 from domain.transfers import ClaimState, TransferClaim
 from ports.storage import Reply, Storage
-from tests.contract.conftest import ADMIN_URL, with_database
+from tests.support.postgres import ADMIN_URL, with_database
 
 NOW = datetime(2025, 3, 4, 5, 6, 7, 123456, tzinfo=UTC)
 

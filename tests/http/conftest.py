@@ -10,10 +10,12 @@ from dataclasses import dataclass
 import aiohttp
 import pytest
 
+from adapters.cipher import generate_key_text
 from config.settings import Settings, load_settings
 from entrypoints.http import build_app
 from tests.support.api import Api, Reply
 from tests.support.fake_vercel import FakeVercel
+from tests.support.postgres import scratch_database
 from tests.support.server import serving
 from tests.support.tokens import AUDIENCE, TokenKit
 
@@ -32,11 +34,25 @@ async def fake_vercel() -> AsyncIterator[FakeVercel]:
     await fake.stop()
 
 
+@pytest.fixture(scope="session", params=["memory", "sqlite", "postgres"])
+async def database(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[dict[str, str]]:
+    """The whole HTTP suite runs once per storage backend, unchanged."""
+    backend = request.param
+    if backend == "memory":
+        yield {"STORAGE_BACKEND": "memory"}
+    elif backend == "sqlite":
+        path = tmp_path_factory.mktemp("sqlite") / "marketplace.db"
+        yield {"STORAGE_BACKEND": "sqlite", "DATABASE_URL": str(path)}
+    else:
+        async with scratch_database() as dsn:
+            yield {"STORAGE_BACKEND": "postgres", "DATABASE_URL": dsn, "SECRETS_KEY": generate_key_text()}
+
+
 @pytest.fixture(scope="session")
-def settings(token_kit: TokenKit, fake_vercel: FakeVercel) -> Settings:
+def settings(database: dict[str, str], token_kit: TokenKit, fake_vercel: FakeVercel) -> Settings:
     return load_settings(
         {
-            "STORAGE_BACKEND": "memory",
+            **database,
             "INTEGRATION_CLIENT_ID": AUDIENCE,
             "INTEGRATION_CLIENT_SECRET": "test-client-secret",
             "VERCEL_OIDC_JWKS_URL": token_kit.jwks_url,
