@@ -53,7 +53,9 @@ def _json(body: ErrorBody, status: int, headers: dict[str, str] | None = None) -
 
 
 def domain_error(request: Request, exc: DomainError) -> Response[ErrorBody]:
-    status = next(code for kind, code in STATUS.items() if isinstance(exc, kind))
+    status = next((code for kind, code in STATUS.items() if isinstance(exc, kind)), None)
+    if status is None:  # a DomainError kind nobody mapped: our bug, answered as one
+        return internal_error(request, exc)
     headers = {"WWW-Authenticate": 'Bearer realm="vercel-marketplace"'} if status == 401 else None
     return _json(ErrorBody.from_error(exc), status, headers)
 
