@@ -19,9 +19,11 @@ import asyncpg
 import msgspec
 
 from adapters.cipher import SecretCipher
+from adapters.storage.rows import CLAIM_COLUMNS, INSTALLATION_COLUMNS, RESOURCE_COLUMNS, SEALED, RowCodec, aad
+from adapters.storage.rows import key_ids_in_use, open_reply, seal_reply
 from domain.errors import Conflict, Invalid, Unavailable
-from domain.installations import Credentials, Installation
-from domain.resources import Resource, Secret
+from domain.installations import Installation
+from domain.resources import Resource
 from domain.transfers import TransferClaim
 from ports.storage import Reply
 
@@ -78,126 +80,33 @@ def _upsert(table: str, columns: tuple[str, ...], key: str = "id") -> str:
     return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({values}) ON CONFLICT ({key}) DO UPDATE SET {updates}"
 
 
-# Rows <-> domain. The associated data binds each ciphertext to its row.
+# Rows <-> domain (adapters/storage/rows.py): values pass as they are (timestamptz natively, jsonb through
+# the codec _init_connection sets)
 
 
-def _aad(*parts: str) -> bytes:
-    return b"\0".join(part.encode() for part in parts)
-
-
-_INSTALLATION_COLUMNS = (
-    "id", "account", "scopes", "accepted_policies", "token_type", "access_token_sealed", "access_token_key_id",
-    "billing_plan_id", "notification", "lifecycle", "created_at", "updated_at", "deleted_at",
-)  # fmt: skip
-
-
-def _installation_row(installation: Installation, cipher: SecretCipher) -> tuple[Any, ...]:
-    token_type = key_id = sealed = None
-    if installation.credentials is not None:
-        token_type = installation.credentials.token_type
-        key_id, sealed = cipher.seal(
-            installation.credentials.access_token.encode(), _aad("installations", installation.id)
-        )
-    return (
-        installation.id, installation.account, list(installation.scopes), installation.accepted_policies,
-        token_type, sealed, key_id, installation.billing_plan_id, installation.notification,
-        installation.lifecycle.value, installation.created_at, installation.updated_at, installation.deleted_at,
-    )  # fmt: skip
-
-
-def _installation(row: asyncpg.Record, cipher: SecretCipher) -> Installation:
-    fields = dict(row)
-    sealed, key_id = fields.pop("access_token_sealed"), fields.pop("access_token_key_id")
-    token_type = fields.pop("token_type")
-    fields["credentials"] = None
-    if sealed is not None:
-        token = cipher.open(key_id, sealed, _aad("installations", row["id"])).decode()
-        fields["credentials"] = Credentials(access_token=token, token_type=token_type)
-    return msgspec.convert(fields, Installation)
-
-
-_RESOURCE_COLUMNS = (
-    "id", "installation_id", "product_id", "name", "metadata", "billing_plan_id", "status", "secrets_sealed",
-    "secrets_key_id", "notification", "external_id", "protocol_settings", "created_at", "updated_at",
-)  # fmt: skip
-
-
-def _resource_row(resource: Resource, cipher: SecretCipher) -> tuple[Any, ...]:
-    key_id, sealed = cipher.seal(msgspec.json.encode(resource.secrets), _aad("resources", resource.id))
-    return (
-        resource.id, resource.installation_id, resource.product_id, resource.name, resource.metadata,
-        resource.billing_plan_id, resource.status.value, sealed, key_id, resource.notification,
-        resource.external_id, resource.protocol_settings, resource.created_at, resource.updated_at,
-    )  # fmt: skip
-
-
-def _resource(row: asyncpg.Record, cipher: SecretCipher) -> Resource:
-    fields = dict(row)
-    sealed, key_id = fields.pop("secrets_sealed"), fields.pop("secrets_key_id")
-    plaintext = cipher.open(key_id, sealed, _aad("resources", row["id"]))
-    fields["secrets"] = msgspec.json.decode(plaintext, type=tuple[Secret, ...])
-    return msgspec.convert(fields, Resource)
-
-
-_CLAIM_COLUMNS = (
-    "id", "source_installation_id", "resource_ids", "expires_at", "state", "created_at", "verified_by",
-    "target_installation_id", "completed_at",
-)  # fmt: skip
-
-
-def _claim_row(claim: TransferClaim) -> tuple[Any, ...]:
-    return (
-        claim.id, claim.source_installation_id, list(claim.resource_ids), claim.expires_at, claim.state.value,
-        claim.created_at, list(claim.verified_by), claim.target_installation_id, claim.completed_at,
-    )  # fmt: skip
-
-
-# (table, key id column, sealed column, columns of the associated data): what verify_keys() samples
-_SEALED = (
-    ("installations", "access_token_key_id", "access_token_sealed", ("id",)),
-    ("resources", "secrets_key_id", "secrets_sealed", ("id",)),
-    ("replies", "result_key_id", "result_sealed", ("installation_id", "key")),
-)
-
-
-def _key_ids_in_use(table: str, column: str) -> str:
-    """The distinct key ids of a column, one index probe each (a skip scan), however many rows there are."""
-    return (
-        f"WITH RECURSIVE k (id) AS (SELECT min({column}) FROM {table} UNION ALL "
-        f"SELECT (SELECT min({column}) FROM {table} WHERE {column} > k.id) FROM k WHERE k.id IS NOT NULL) "
-        "SELECT id FROM k WHERE id IS NOT NULL"
-    )
-
-
-def _reply_result(plaintext: bytes, result_type: type) -> object:
-    """The stored result as `result_type`; as plain JSON values when it was stored for another type (the
-    key was reused for another kind of request: its fingerprint differs and the caller answers Conflict)."""
-    try:
-        return msgspec.json.decode(plaintext, type=result_type)
-    except msgspec.ValidationError:
-        return msgspec.json.decode(plaintext)
+_rows = RowCodec()
 
 
 # Repositories
 
 
 class _Installations:
-    _select = f"SELECT {', '.join(_INSTALLATION_COLUMNS)} FROM installations WHERE id = $1"
-    _save = _upsert("installations", _INSTALLATION_COLUMNS)
+    _select = f"SELECT {', '.join(INSTALLATION_COLUMNS)} FROM installations WHERE id = $1"
+    _save = _upsert("installations", INSTALLATION_COLUMNS)
 
     def __init__(self, uow: PostgresUnitOfWork) -> None:
         self.uow = uow
 
     async def get(self, installation_id: str) -> Installation | None:
         row = await self.uow.fetchrow(self._select, installation_id)
-        return None if row is None else _installation(row, self.uow.cipher)
+        return None if row is None else _rows.installation(row, self.uow.cipher)
 
     async def save(self, installation: Installation) -> None:
-        await self.uow.execute(self._save, *_installation_row(installation, self.uow.cipher))
+        await self.uow.execute(self._save, *_rows.installation_row(installation, self.uow.cipher))
 
 
 class _Resources:
-    _columns = ", ".join(_RESOURCE_COLUMNS)
+    _columns = ", ".join(RESOURCE_COLUMNS)
     _select = f"SELECT {_columns} FROM resources WHERE id = $1 AND installation_id = $2"
     _live = f"SELECT {_columns} FROM resources WHERE installation_id = $1 AND status <> 'uninstalled'"
     _order = " ORDER BY created_at, id"
@@ -205,29 +114,29 @@ class _Resources:
         f"INSERT INTO resources ({_columns}) VALUES ({', '.join(f'${n}' for n in range(1, 15))}) "
         "ON CONFLICT (id) DO NOTHING RETURNING id"
     )
-    _save = _upsert("resources", _RESOURCE_COLUMNS)
+    _save = _upsert("resources", RESOURCE_COLUMNS)
 
     def __init__(self, uow: PostgresUnitOfWork) -> None:
         self.uow = uow
 
     async def get(self, installation_id: str, resource_id: str) -> Resource | None:
         row = await self.uow.fetchrow(self._select, resource_id, installation_id)
-        return None if row is None else _resource(row, self.uow.cipher)
+        return None if row is None else _rows.resource(row, self.uow.cipher)
 
     async def list_live(self, installation_id: str, ids: list[str] | None = None) -> list[Resource]:
         if ids is None:
             rows = await self.uow.fetch(self._live + self._order, installation_id)
         else:
             rows = await self.uow.fetch(self._live + " AND id = ANY($2::text[])" + self._order, installation_id, ids)
-        return [_resource(row, self.uow.cipher) for row in rows]
+        return [_rows.resource(row, self.uow.cipher) for row in rows]
 
     async def add(self, resource: Resource) -> None:
         # DO NOTHING waits for a concurrent insert of the id to finish and keeps this transaction usable
-        if await self.uow.fetchval(self._add, *_resource_row(resource, self.uow.cipher)) is None:
+        if await self.uow.fetchval(self._add, *_rows.resource_row(resource, self.uow.cipher)) is None:
             raise Conflict(f"resource {resource.id} exists")
 
     async def save(self, resource: Resource) -> None:
-        await self.uow.execute(self._save, *_resource_row(resource, self.uow.cipher))
+        await self.uow.execute(self._save, *_rows.resource_row(resource, self.uow.cipher))
 
 
 class _Replies:
@@ -253,30 +162,29 @@ class _Replies:
         row = await self.uow.fetchrow(self._select, installation_id, key)
         if row is None:
             return None
-        aad = _aad("replies", installation_id, key)
-        plaintext = self.uow.cipher.open(row["result_key_id"], row["result_sealed"], aad)
-        return Reply(fingerprint=row["fingerprint"], result=_reply_result(plaintext, result_type))
+        result = open_reply(
+            self.uow.cipher, installation_id, key, row["result_key_id"], row["result_sealed"], result_type
+        )
+        return Reply(fingerprint=row["fingerprint"], result=result)
 
     async def save(self, installation_id: str, key: str, reply: Reply) -> None:
-        key_id, sealed = self.uow.cipher.seal(
-            msgspec.json.encode(reply.result), _aad("replies", installation_id, key)
-        )
+        key_id, sealed = seal_reply(self.uow.cipher, installation_id, key, reply.result)
         await self.uow.execute(self._save, installation_id, key, reply.fingerprint, sealed, key_id)
 
 
 class _Claims:
-    _select = f"SELECT {', '.join(_CLAIM_COLUMNS)} FROM transfer_claims WHERE id = $1"
-    _save = _upsert("transfer_claims", _CLAIM_COLUMNS)
+    _select = f"SELECT {', '.join(CLAIM_COLUMNS)} FROM transfer_claims WHERE id = $1"
+    _save = _upsert("transfer_claims", CLAIM_COLUMNS)
 
     def __init__(self, uow: PostgresUnitOfWork) -> None:
         self.uow = uow
 
     async def get(self, claim_id: str) -> TransferClaim | None:
         row = await self.uow.fetchrow(self._select, claim_id)
-        return None if row is None else msgspec.convert(dict(row), TransferClaim)
+        return None if row is None else _rows.claim(row)
 
     async def save(self, claim: TransferClaim) -> None:
-        await self.uow.execute(self._save, *_claim_row(claim))
+        await self.uow.execute(self._save, *_rows.claim_row(claim))
 
 
 class _Balances:
@@ -432,12 +340,12 @@ class PostgresStorage:
     async def verify_keys(self) -> None:
         """Open one stored secret per key id in use: raises CipherError if a key is missing or wrong."""
         async with self.unit_of_work() as uow:
-            for table, key_column, sealed_column, aad_columns in _SEALED:
-                for (key_id,) in await uow.fetch(_key_ids_in_use(table, key_column)):
+            for table, key_column, sealed_column, aad_columns in SEALED:
+                for (key_id,) in await uow.fetch(key_ids_in_use(table, key_column)):
                     sample = f"SELECT {sealed_column}, {', '.join(aad_columns)} FROM {table} WHERE {key_column} = $1"
                     row = await uow.fetchrow(sample + " LIMIT 1", key_id)
                     if row is not None:
-                        self.cipher.open(key_id, row[sealed_column], _aad(table, *(row[c] for c in aad_columns)))
+                        self.cipher.open(key_id, row[sealed_column], aad(table, *(row[c] for c in aad_columns)))
 
     def unit_of_work(self) -> PostgresUnitOfWork:
         return PostgresUnitOfWork(self.pool, self.cipher)

@@ -20,9 +20,11 @@ import aiosqlite
 import msgspec
 
 from adapters.cipher import SecretCipher
+from adapters.storage.rows import CLAIM_COLUMNS, INSTALLATION_COLUMNS, RESOURCE_COLUMNS, SEALED, RowCodec, aad
+from adapters.storage.rows import key_ids_in_use, open_reply, seal_reply
 from domain.errors import Conflict, Unavailable
-from domain.installations import Credentials, Installation
-from domain.resources import Resource, Secret
+from domain.installations import Installation
+from domain.resources import Resource
 from domain.transfers import TransferClaim
 from ports.storage import Reply
 
@@ -69,10 +71,6 @@ def _from_json(value: str | None) -> Any:
     return None if value is None else msgspec.json.decode(value)
 
 
-def _aad(*parts: str) -> bytes:
-    return b"\0".join(part.encode() for part in parts)
-
-
 def _upsert(table: str, columns: tuple[str, ...], key: str = "id") -> str:
     updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c != key)
     return (
@@ -81,148 +79,44 @@ def _upsert(table: str, columns: tuple[str, ...], key: str = "id") -> str:
     )
 
 
-# Rows <-> domain
+# Rows <-> domain (adapters/storage/rows.py): JSON and times are stored as text
 
 
-_INSTALLATION_COLUMNS = (
-    "id", "account", "scopes", "accepted_policies", "token_type", "access_token_sealed", "access_token_key_id",
-    "billing_plan_id", "notification", "lifecycle", "created_at", "updated_at", "deleted_at",
-)  # fmt: skip
-
-
-def _installation_row(installation: Installation, cipher: SecretCipher) -> tuple[Any, ...]:
-    token_type = key_id = sealed = None
-    if installation.credentials is not None:
-        token_type = installation.credentials.token_type
-        key_id, sealed = cipher.seal(
-            installation.credentials.access_token.encode(), _aad("installations", installation.id)
-        )
-    return (
-        installation.id, _json(installation.account), _json(installation.scopes),
-        _json(installation.accepted_policies), token_type, sealed, key_id, installation.billing_plan_id,
-        _json(installation.notification), installation.lifecycle.value, _time(installation.created_at),
-        _time(installation.updated_at), _time(installation.deleted_at),
-    )  # fmt: skip
-
-
-def _installation(row: sqlite3.Row, cipher: SecretCipher) -> Installation:
-    fields = dict(row)
-    sealed, key_id = fields.pop("access_token_sealed"), fields.pop("access_token_key_id")
-    token_type = fields.pop("token_type")
-    for name in ("account", "scopes", "accepted_policies", "notification"):
-        fields[name] = _from_json(fields[name])
-    fields["credentials"] = None
-    if sealed is not None:
-        token = cipher.open(key_id, sealed, _aad("installations", row["id"])).decode()
-        fields["credentials"] = Credentials(access_token=token, token_type=token_type)
-    return msgspec.convert(fields, Installation)
-
-
-_RESOURCE_COLUMNS = (
-    "id", "installation_id", "product_id", "name", "metadata", "billing_plan_id", "status", "secrets_sealed",
-    "secrets_key_id", "notification", "external_id", "protocol_settings", "created_at", "updated_at",
-)  # fmt: skip
-
-
-def _resource_row(resource: Resource, cipher: SecretCipher) -> tuple[Any, ...]:
-    key_id, sealed = cipher.seal(msgspec.json.encode(resource.secrets), _aad("resources", resource.id))
-    return (
-        resource.id, resource.installation_id, resource.product_id, resource.name, _json(resource.metadata),
-        resource.billing_plan_id, resource.status.value, sealed, key_id, _json(resource.notification),
-        resource.external_id, _json(resource.protocol_settings), _time(resource.created_at),
-        _time(resource.updated_at),
-    )  # fmt: skip
-
-
-def _resource(row: sqlite3.Row, cipher: SecretCipher) -> Resource:
-    fields = dict(row)
-    sealed, key_id = fields.pop("secrets_sealed"), fields.pop("secrets_key_id")
-    for name in ("metadata", "notification", "protocol_settings"):
-        fields[name] = _from_json(fields[name])
-    plaintext = cipher.open(key_id, sealed, _aad("resources", row["id"]))
-    fields["secrets"] = msgspec.json.decode(plaintext, type=tuple[Secret, ...])
-    return msgspec.convert(fields, Resource)
-
-
-_CLAIM_COLUMNS = (
-    "id", "source_installation_id", "resource_ids", "expires_at", "state", "created_at", "verified_by",
-    "target_installation_id", "completed_at",
-)  # fmt: skip
-
-
-def _claim_row(claim: TransferClaim) -> tuple[Any, ...]:
-    return (
-        claim.id, claim.source_installation_id, _json(claim.resource_ids), _time(claim.expires_at),
-        claim.state.value, _time(claim.created_at), _json(claim.verified_by), claim.target_installation_id,
-        _time(claim.completed_at),
-    )  # fmt: skip
-
-
-def _claim(row: sqlite3.Row) -> TransferClaim:
-    fields = dict(row)
-    fields["resource_ids"] = _from_json(fields["resource_ids"])
-    fields["verified_by"] = _from_json(fields["verified_by"])
-    return msgspec.convert(fields, TransferClaim)
-
-
-# (table, key id column, sealed column, columns of the associated data): what verify_keys() samples
-_SEALED = (
-    ("installations", "access_token_key_id", "access_token_sealed", ("id",)),
-    ("resources", "secrets_key_id", "secrets_sealed", ("id",)),
-    ("replies", "result_key_id", "result_sealed", ("installation_id", "key")),
-)
-
-
-def _key_ids_in_use(table: str, column: str) -> str:
-    """The distinct key ids of a column, one index probe each (a skip scan), however many rows there are."""
-    return (
-        f"WITH RECURSIVE k (id) AS (SELECT min({column}) FROM {table} UNION ALL "
-        f"SELECT (SELECT min({column}) FROM {table} WHERE {column} > k.id) FROM k WHERE k.id IS NOT NULL) "
-        "SELECT id FROM k WHERE id IS NOT NULL"
-    )
-
-
-def _reply_result(plaintext: bytes, result_type: type) -> object:
-    """The stored result as `result_type`; as plain JSON values when it was stored for another type (the
-    key was reused for another kind of request: its fingerprint differs and the caller answers Conflict)."""
-    try:
-        return msgspec.json.decode(plaintext, type=result_type)
-    except msgspec.ValidationError:
-        return msgspec.json.decode(plaintext)
+_rows = RowCodec(json=_json, from_json=_from_json, time=_time)
 
 
 # Repositories
 
 
 class _Installations:
-    _select = f"SELECT {', '.join(_INSTALLATION_COLUMNS)} FROM installations WHERE id = ?"
-    _save = _upsert("installations", _INSTALLATION_COLUMNS)
+    _select = f"SELECT {', '.join(INSTALLATION_COLUMNS)} FROM installations WHERE id = ?"
+    _save = _upsert("installations", INSTALLATION_COLUMNS)
 
     def __init__(self, uow: SqliteUnitOfWork) -> None:
         self.uow = uow
 
     async def get(self, installation_id: str) -> Installation | None:
         row = await self.uow.fetchone(self._select, (installation_id,))
-        return None if row is None else _installation(row, self.uow.cipher)
+        return None if row is None else _rows.installation(row, self.uow.cipher)
 
     async def save(self, installation: Installation) -> None:
-        await self.uow.execute(self._save, _installation_row(installation, self.uow.cipher))
+        await self.uow.execute(self._save, _rows.installation_row(installation, self.uow.cipher))
 
 
 class _Resources:
-    _columns = ", ".join(_RESOURCE_COLUMNS)
+    _columns = ", ".join(RESOURCE_COLUMNS)
     _select = f"SELECT {_columns} FROM resources WHERE id = ? AND installation_id = ?"
     _live = f"SELECT {_columns} FROM resources WHERE installation_id = ? AND status <> 'uninstalled'"
     _order = " ORDER BY created_at, id"
     _add = f"INSERT INTO resources ({_columns}) VALUES ({', '.join('?' * 14)}) ON CONFLICT (id) DO NOTHING"
-    _save = _upsert("resources", _RESOURCE_COLUMNS)
+    _save = _upsert("resources", RESOURCE_COLUMNS)
 
     def __init__(self, uow: SqliteUnitOfWork) -> None:
         self.uow = uow
 
     async def get(self, installation_id: str, resource_id: str) -> Resource | None:
         row = await self.uow.fetchone(self._select, (resource_id, installation_id))
-        return None if row is None else _resource(row, self.uow.cipher)
+        return None if row is None else _rows.resource(row, self.uow.cipher)
 
     async def list_live(self, installation_id: str, ids: list[str] | None = None) -> list[Resource]:
         if ids is None:
@@ -232,14 +126,14 @@ class _Resources:
         else:
             query = f"{self._live} AND id IN ({', '.join('?' * len(ids))}){self._order}"
             rows = await self.uow.fetchall(query, (installation_id, *ids))
-        return [_resource(row, self.uow.cipher) for row in rows]
+        return [_rows.resource(row, self.uow.cipher) for row in rows]
 
     async def add(self, resource: Resource) -> None:
-        if await self.uow.execute(self._add, _resource_row(resource, self.uow.cipher)) == 0:
+        if await self.uow.execute(self._add, _rows.resource_row(resource, self.uow.cipher)) == 0:
             raise Conflict(f"resource {resource.id} exists")
 
     async def save(self, resource: Resource) -> None:
-        await self.uow.execute(self._save, _resource_row(resource, self.uow.cipher))
+        await self.uow.execute(self._save, _rows.resource_row(resource, self.uow.cipher))
 
 
 class _Replies:
@@ -260,30 +154,29 @@ class _Replies:
         row = await self.uow.fetchone(self._select, (installation_id, key))
         if row is None:
             return None
-        aad = _aad("replies", installation_id, key)
-        plaintext = self.uow.cipher.open(row["result_key_id"], row["result_sealed"], aad)
-        return Reply(fingerprint=row["fingerprint"], result=_reply_result(plaintext, result_type))
+        result = open_reply(
+            self.uow.cipher, installation_id, key, row["result_key_id"], row["result_sealed"], result_type
+        )
+        return Reply(fingerprint=row["fingerprint"], result=result)
 
     async def save(self, installation_id: str, key: str, reply: Reply) -> None:
-        key_id, sealed = self.uow.cipher.seal(
-            msgspec.json.encode(reply.result), _aad("replies", installation_id, key)
-        )
+        key_id, sealed = seal_reply(self.uow.cipher, installation_id, key, reply.result)
         await self.uow.execute(self._save, (installation_id, key, reply.fingerprint, sealed, key_id))
 
 
 class _Claims:
-    _select = f"SELECT {', '.join(_CLAIM_COLUMNS)} FROM transfer_claims WHERE id = ?"
-    _save = _upsert("transfer_claims", _CLAIM_COLUMNS)
+    _select = f"SELECT {', '.join(CLAIM_COLUMNS)} FROM transfer_claims WHERE id = ?"
+    _save = _upsert("transfer_claims", CLAIM_COLUMNS)
 
     def __init__(self, uow: SqliteUnitOfWork) -> None:
         self.uow = uow
 
     async def get(self, claim_id: str) -> TransferClaim | None:
         row = await self.uow.fetchone(self._select, (claim_id,))
-        return None if row is None else _claim(row)
+        return None if row is None else _rows.claim(row)
 
     async def save(self, claim: TransferClaim) -> None:
-        await self.uow.execute(self._save, _claim_row(claim))
+        await self.uow.execute(self._save, _rows.claim_row(claim))
 
 
 class _Balances:
@@ -429,12 +322,12 @@ class SqliteStorage:
     async def verify_keys(self) -> None:
         """Open one stored secret per key id in use: raises CipherError if a key is missing or wrong."""
         async with self.unit_of_work() as uow:
-            for table, key_column, sealed_column, aad_columns in _SEALED:
-                for (key_id,) in await uow.fetchall(_key_ids_in_use(table, key_column), ()):
+            for table, key_column, sealed_column, aad_columns in SEALED:
+                for (key_id,) in await uow.fetchall(key_ids_in_use(table, key_column), ()):
                     sample = f"SELECT {sealed_column}, {', '.join(aad_columns)} FROM {table} WHERE {key_column} = ?"
                     row = await uow.fetchone(sample + " LIMIT 1", (key_id,))
                     if row is not None:
-                        self.cipher.open(key_id, row[sealed_column], _aad(table, *(row[c] for c in aad_columns)))
+                        self.cipher.open(key_id, row[sealed_column], aad(table, *(row[c] for c in aad_columns)))
 
     def unit_of_work(self) -> SqliteUnitOfWork:
         return SqliteUnitOfWork(self)

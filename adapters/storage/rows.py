@@ -1,0 +1,167 @@
+"""Rows <-> domain objects, shared by the SQL backends (adapters/storage/sqlite.py, postgres.py).
+
+The column layout, the sealing of secrets with the cipher (the associated data binds each ciphertext to
+its row) and the conversion into domain Structs are the same in both; only how a backend stores JSON and
+time values differs, which each one passes to its `RowCodec`. SQL and connections stay in the adapters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any
+
+import msgspec
+
+from adapters.cipher import SecretCipher
+from domain.installations import Credentials, Installation
+from domain.resources import Resource, Secret
+from domain.transfers import TransferClaim
+
+
+def aad(*parts: str) -> bytes:
+    return b"\0".join(part.encode() for part in parts)
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+INSTALLATION_COLUMNS = (
+    "id", "account", "scopes", "accepted_policies", "token_type", "access_token_sealed", "access_token_key_id",
+    "billing_plan_id", "notification", "lifecycle", "created_at", "updated_at", "deleted_at",
+)  # fmt: skip
+_INSTALLATION_JSON = ("account", "scopes", "accepted_policies", "notification")
+
+RESOURCE_COLUMNS = (
+    "id", "installation_id", "product_id", "name", "metadata", "billing_plan_id", "status", "secrets_sealed",
+    "secrets_key_id", "notification", "external_id", "protocol_settings", "created_at", "updated_at",
+)  # fmt: skip
+_RESOURCE_JSON = ("metadata", "notification", "protocol_settings")
+
+CLAIM_COLUMNS = (
+    "id", "source_installation_id", "resource_ids", "expires_at", "state", "created_at", "verified_by",
+    "target_installation_id", "completed_at",
+)  # fmt: skip
+_CLAIM_JSON = ("resource_ids", "verified_by")
+
+
+class RowCodec:
+    """Domain objects to parameter tuples (in the order of the *_COLUMNS above) and rows back.
+
+    `json` / `time`: how a JSON / time value is passed to the database; `from_json`: how a JSON column
+    reads back, or None when the driver already decodes it. The defaults pass values through as they are.
+    """
+
+    def __init__(
+        self,
+        *,
+        json: Callable[[object], Any] = _same,
+        from_json: Callable[[Any], Any] | None = None,
+        time: Callable[[datetime | None], Any] = _same,
+    ) -> None:
+        self._json = json
+        self._from_json = from_json
+        self._time = time
+
+    def _decode_json(self, fields: dict[str, Any], names: tuple[str, ...]) -> None:
+        if self._from_json is not None:
+            for name in names:
+                fields[name] = self._from_json(fields[name])
+
+    def installation_row(self, installation: Installation, cipher: SecretCipher) -> tuple[Any, ...]:
+        json, time = self._json, self._time
+        token_type = key_id = sealed = None
+        if installation.credentials is not None:
+            token_type = installation.credentials.token_type
+            key_id, sealed = cipher.seal(
+                installation.credentials.access_token.encode(), aad("installations", installation.id)
+            )
+        return (
+            installation.id, json(installation.account), json(installation.scopes),
+            json(installation.accepted_policies), token_type, sealed, key_id, installation.billing_plan_id,
+            json(installation.notification), installation.lifecycle.value, time(installation.created_at),
+            time(installation.updated_at), time(installation.deleted_at),
+        )  # fmt: skip
+
+    def installation(self, row: Mapping[str, Any], cipher: SecretCipher) -> Installation:
+        fields = dict(row)
+        sealed, key_id = fields.pop("access_token_sealed"), fields.pop("access_token_key_id")
+        token_type = fields.pop("token_type")
+        self._decode_json(fields, _INSTALLATION_JSON)
+        fields["credentials"] = None
+        if sealed is not None:
+            token = cipher.open(key_id, sealed, aad("installations", row["id"])).decode()
+            fields["credentials"] = Credentials(access_token=token, token_type=token_type)
+        return msgspec.convert(fields, Installation)
+
+    def resource_row(self, resource: Resource, cipher: SecretCipher) -> tuple[Any, ...]:
+        json, time = self._json, self._time
+        key_id, sealed = cipher.seal(msgspec.json.encode(resource.secrets), aad("resources", resource.id))
+        return (
+            resource.id, resource.installation_id, resource.product_id, resource.name, json(resource.metadata),
+            resource.billing_plan_id, resource.status.value, sealed, key_id, json(resource.notification),
+            resource.external_id, json(resource.protocol_settings), time(resource.created_at),
+            time(resource.updated_at),
+        )  # fmt: skip
+
+    def resource(self, row: Mapping[str, Any], cipher: SecretCipher) -> Resource:
+        fields = dict(row)
+        sealed, key_id = fields.pop("secrets_sealed"), fields.pop("secrets_key_id")
+        self._decode_json(fields, _RESOURCE_JSON)
+        plaintext = cipher.open(key_id, sealed, aad("resources", row["id"]))
+        fields["secrets"] = msgspec.json.decode(plaintext, type=tuple[Secret, ...])
+        return msgspec.convert(fields, Resource)
+
+    def claim_row(self, claim: TransferClaim) -> tuple[Any, ...]:
+        json, time = self._json, self._time
+        return (
+            claim.id, claim.source_installation_id, json(claim.resource_ids), time(claim.expires_at),
+            claim.state.value, time(claim.created_at), json(claim.verified_by), claim.target_installation_id,
+            time(claim.completed_at),
+        )  # fmt: skip
+
+    def claim(self, row: Mapping[str, Any]) -> TransferClaim:
+        fields = dict(row)
+        self._decode_json(fields, _CLAIM_JSON)
+        return msgspec.convert(fields, TransferClaim)
+
+
+# Stored replies (idempotency keys): the result may hold secrets, so it is sealed.
+
+
+def seal_reply(cipher: SecretCipher, installation_id: str, key: str, result: object) -> tuple[str, bytes]:
+    """(key id, sealed result) for the replies row of (installation_id, key)."""
+    return cipher.seal(msgspec.json.encode(result), aad("replies", installation_id, key))
+
+
+def open_reply(
+    cipher: SecretCipher, installation_id: str, key: str, key_id: str, sealed: bytes, result_type: type
+) -> object:
+    """The stored result as `result_type`; as plain JSON values when it was stored for another type (the
+    key was reused for another kind of request: its fingerprint differs and the caller answers Conflict)."""
+    plaintext = cipher.open(key_id, sealed, aad("replies", installation_id, key))
+    try:
+        return msgspec.json.decode(plaintext, type=result_type)
+    except msgspec.ValidationError:
+        return msgspec.json.decode(plaintext)
+
+
+# Start-up key check
+
+
+# (table, key id column, sealed column, columns of the associated data): what verify_keys() samples
+SEALED = (
+    ("installations", "access_token_key_id", "access_token_sealed", ("id",)),
+    ("resources", "secrets_key_id", "secrets_sealed", ("id",)),
+    ("replies", "result_key_id", "result_sealed", ("installation_id", "key")),
+)
+
+
+def key_ids_in_use(table: str, column: str) -> str:
+    """The distinct key ids of a column, one index probe each (a skip scan), however many rows there are."""
+    return (
+        f"WITH RECURSIVE k (id) AS (SELECT min({column}) FROM {table} UNION ALL "
+        f"SELECT (SELECT min({column}) FROM {table} WHERE {column} > k.id) FROM k WHERE k.id IS NOT NULL) "
+        "SELECT id FROM k WHERE id IS NOT NULL"
+    )
