@@ -25,6 +25,7 @@ from tests.http.conftest import Installation, new_installation_id, provision_bod
 from tests.support.api import Api, Reply
 from tests.support.fake_vercel import FakeVercel
 from tests.support.tokens import OMIT, SigningKey, TokenKit, b64url
+from tests.http.test_purchases import paid_invoice as invoice_body
 
 USER, SYSTEM = "user", "system"
 BOTH = (USER, SYSTEM)
@@ -36,25 +37,7 @@ BOTH = (USER, SYSTEM)
 
 
 def paid_invoice(invoice_id: str) -> dict:
-    return {
-        "invoiceId": invoice_id,
-        "state": "paid",
-        "total": "10.00",
-        "invoiceDate": "2026-11-01T00:00:00Z",
-        "period": {"start": "2026-11-01T00:00:00Z", "end": "2026-12-01T00:00:00Z"},
-        "items": [
-            {
-                "billingPlanId": "credits",
-                "name": "Credits",
-                "price": "10.00",
-                "quantity": 1,
-                "units": "USD",
-                "total": "10.00",
-            }
-        ],
-        "created": "2026-11-01T00:00:00Z",
-        "updated": "2026-11-01T00:00:00Z",
-    }
+    return invoice_body(invoice_id, [{"billingPlanId": "credits", "name": "Credits", "price": "10.00", "quantity": 1, "units": "USD", "total": "10.00"}])
 
 
 def in_one_hour_ms() -> int:

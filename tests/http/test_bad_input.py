@@ -25,6 +25,7 @@ from tests.http.conftest import Installation, new_installation_id, provision_bod
 from tests.support.api import Api, Reply
 from tests.support.fake_vercel import FakeVercel
 from tests.support.tokens import TokenKit
+from tests.http.test_purchases import paid_invoice
 
 LIMIT = 1_048_576  # MAX_BODY_BYTES of the test server (the default)
 JSON = "application/json"
@@ -1194,25 +1195,7 @@ async def test_update_installation_replayed_returns_the_first_answer(site: Site)
 
 async def test_purchase_replayed_with_a_key(site: Site, fake_vercel: FakeVercel) -> None:
     invoice = "inv_" + secrets.token_hex(6)
-    fake_vercel.invoices[invoice] = {
-        "invoiceId": invoice,
-        "state": "paid",
-        "total": "10.00",
-        "invoiceDate": "2026-11-01T00:00:00Z",
-        "period": {"start": "2026-11-01T00:00:00Z", "end": "2026-12-01T00:00:00Z"},
-        "items": [
-            {
-                "billingPlanId": "credits",
-                "name": "Credits",
-                "price": "10.00",
-                "quantity": 1,
-                "units": "USD",
-                "total": "10.00",
-            }
-        ],
-        "created": "2026-11-01T00:00:00Z",
-        "updated": "2026-11-01T00:00:00Z",
-    }
+    fake_vercel.invoices[invoice] = paid_invoice(invoice, [{"billingPlanId": "credits", "name": "Credits", "price": "10.00", "quantity": 1, "units": "USD", "total": "10.00"}])
     key = new_key()
     path = site.path("billing")
     first = await site.api.post(path, token=site.a.admin, style="user", body={"invoiceId": invoice}, key=key)
