@@ -63,6 +63,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     log_level: str = "INFO"
     jwks_refetch_seconds: float = 10.0
     token_leeway_seconds: float = 30.0
+    outbox_max_attempts: int = 10  # failed deliveries before a message is dead-lettered
+    outbox_lease_seconds: float = 120.0  # how long a worker holds messages it took for delivery
+    worker_poll_seconds: float = 1.0  # idle pause between outbox rounds
+    jobs_interval_seconds: float = 60.0  # how often the worker looks for due scheduled jobs
 
     def __post_init__(self) -> None:
         # Raised as ConfigError (not ValueError) so msgspec lets it through unchanged.
@@ -89,6 +93,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             value = getattr(self, name)
             if not 0 <= value < float("inf"):  # also refuses NaN
                 raise ConfigError(f"{_variable(name)} must be a number of seconds, 0 or more")
+        for name in ("outbox_lease_seconds", "worker_poll_seconds", "jobs_interval_seconds"):
+            if not 0 < getattr(self, name) < float("inf"):
+                raise ConfigError(f"{_variable(name)} must be a number of seconds above 0")
+        if not 1 <= self.outbox_max_attempts <= 1000:
+            raise ConfigError("OUTBOX_MAX_ATTEMPTS must be a whole number from 1 to 1000")
 
     @property
     def uses_development_credentials(self) -> bool:
@@ -132,6 +141,10 @@ _EXPECTED = {
     "max_body_bytes": "must be a whole number of bytes",
     "jwks_refetch_seconds": "must be a number of seconds, 0 or more",
     "token_leeway_seconds": "must be a number of seconds, 0 or more",
+    "outbox_max_attempts": "must be a whole number from 1 to 1000",
+    "outbox_lease_seconds": "must be a number of seconds above 0",
+    "worker_poll_seconds": "must be a number of seconds above 0",
+    "jobs_interval_seconds": "must be a number of seconds above 0",
 }
 
 

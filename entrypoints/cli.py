@@ -55,6 +55,77 @@ def _migrate(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _worker(settings: Settings, args: argparse.Namespace) -> int:
+    import asyncio
+
+    from entrypoints.worker import run_worker
+
+    if settings.storage_backend == "memory":
+        log.warning("STORAGE_BACKEND=memory: this worker sees only what it records itself")
+    asyncio.run(run_worker(settings, once=args.once))
+    return 0
+
+
+async def _with_storage(settings: Settings, work):  # type: ignore[no-untyped-def]
+    from entrypoints.containers import open_storage
+
+    opened = open_storage(settings, migrate=False)
+    storage = await anext(opened)
+    try:
+        async with storage.unit_of_work() as uow:
+            result = await work(uow)
+            await uow.commit()
+        return result
+    finally:
+        await opened.aclose()
+
+
+def _outbox(settings: Settings, args: argparse.Namespace) -> int:
+    import asyncio
+    from datetime import UTC, datetime
+
+    match args.action:
+        case "status":
+            counts = asyncio.run(_with_storage(settings, lambda uow: uow.outbox.counts()))
+            if args.json:
+                print(msgspec.json.encode(counts).decode())
+            else:
+                print(f"pending {counts.pending}  retrying {counts.retrying}  dead {counts.dead}")
+        case "dead":
+            entries = asyncio.run(_with_storage(settings, lambda uow: uow.outbox.dead(args.limit)))
+            if args.json:
+                shown = [
+                    {"id": e.id, "installationId": e.installation_id, "kind": e.kind, "attempts": e.attempts,
+                     "lastError": e.last_error, "createdAt": e.created_at.isoformat(), "message": e.message.public()}
+                    for e in entries
+                ]
+                print(msgspec.json.encode(shown).decode())
+            for e in [] if args.json else entries:
+                print(f"{e.id}  {e.installation_id}  {e.kind}  attempts {e.attempts}  {e.created_at:%Y-%m-%d %H:%M}")
+                print(f"    {e.last_error}")
+        case "retry":
+            if not args.ids and not args.all:
+                raise ConfigError("outbox retry: name the message ids, or --all")
+            now = datetime.now(UTC)
+            revived = asyncio.run(_with_storage(settings, lambda uow: uow.outbox.revive(None if args.all else args.ids, now)))
+            print(f"{revived} dead message(s) queued again")
+    return 0
+
+
+def _bill(settings: Settings, args: argparse.Namespace) -> int:
+    import asyncio
+
+    from entrypoints.worker import worker_parts
+
+    async def run() -> int:
+        async with worker_parts(settings) as parts:
+            return await parts.jobs.submit_usage_now(args.installation or None)
+
+    queued = asyncio.run(run())
+    print(f"billing data queued for {queued} installation(s); the worker delivers it")
+    return 0
+
+
 def _products(settings: Settings, args: argparse.Namespace) -> int:
     catalog = load_catalog(settings.products_file)
     if args.json:
@@ -92,6 +163,21 @@ def parser() -> argparse.ArgumentParser:
     serve.set_defaults(run=_serve)
     migrate = commands.add_parser("migrate", help="create or upgrade the storage schema (safe to run twice)")
     migrate.set_defaults(run=_migrate)
+    worker = commands.add_parser(
+        "worker", help="deliver the outbox to Vercel and run the scheduled billing jobs until stopped"
+    )
+    worker.add_argument("--once", action="store_true", help="run due jobs, deliver what is due, then exit")
+    worker.set_defaults(run=_worker)
+    outbox = commands.add_parser("outbox", help="what is owed to Vercel: counts, dead letters, retry them")
+    outbox.add_argument("action", nargs="?", choices=("status", "dead", "retry"), default="status")
+    outbox.add_argument("ids", nargs="*", help="retry: the dead message ids")
+    outbox.add_argument("--all", action="store_true", help="retry: every dead message")
+    outbox.add_argument("--limit", type=int, default=100, help="dead: how many to list")
+    outbox.add_argument("--json", action="store_true", help="machine-readable output")
+    outbox.set_defaults(run=_outbox)
+    bill = commands.add_parser("bill", help="queue this month's billing data now (all installations or some)")
+    bill.add_argument("--installation", action="append", metavar="ID", help="only this installation (repeatable)")
+    bill.set_defaults(run=_bill)
     products = commands.add_parser("products", help="print the validated product and billing-plan catalog")
     products.add_argument("--json", action="store_true", help="machine-readable output")
     products.set_defaults(run=_products)

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import inspect
 import sqlite3
 from collections.abc import AsyncIterator
 
@@ -13,6 +14,7 @@ import asyncpg
 from dependency_injector import containers, providers
 
 from adapters.example_provisioner import ExampleProvisioner
+from adapters.example_usage import ExampleUsageSource
 from adapters.jwks import JwksTokenVerifier
 from adapters.cipher import CipherError, SecretCipher, load_or_create_key_file, parse_keys
 from adapters.storage.memory import MemoryStorage
@@ -24,14 +26,23 @@ from config.catalog import load_catalog
 from config.settings import ConfigError, Settings
 from domain.services import Services
 from domain.services.common import Ports
+from domain.outbox import RetryPolicy
+from domain.services.delivery import Delivery
 from domain.services.installations import Installations
+from domain.services.notifications import Notifications
 from domain.services.plans import Plans
 from domain.services.purchases import Purchases
 from domain.services.resources import Resources
+from domain.services.scheduled import ScheduledJobs
 from domain.services.transfers import Transfers
 from ports.clock import SystemClock
 from ports.ids import RandomIds
 from ports.storage import Storage
+
+
+async def resolved(value: object) -> object:
+    """Providers that depend on an async Resource return awaitables (dependency-injector's async mode)."""
+    return await value if inspect.isawaitable(value) else value
 
 
 def _cipher(settings: Settings, key_file: str | None) -> SecretCipher:
@@ -144,7 +155,22 @@ class HttpContainer(containers.DeclarativeContainer):
         plans=providers.Factory(Plans, core.ports),
         purchases=providers.Factory(Purchases, core.ports, vercel),
         transfers=providers.Factory(Transfers, core.ports),
+        notifications=providers.Factory(Notifications, core.ports),
     )
+
+
+class WorkerContainer(containers.DeclarativeContainer):
+    """The `worker` process: outbox delivery and scheduled jobs. Swap `usage` for your own usage source."""
+
+    settings = providers.Dependency(instance_of=Settings)
+    core = providers.Container(Core, settings=settings)
+    vercel = providers.Resource(open_vercel, settings)
+    usage = providers.Singleton(ExampleUsageSource, core.catalog)
+    retry_policy = providers.Singleton(RetryPolicy, max_attempts=settings.provided.outbox_max_attempts)
+    delivery = providers.Singleton(
+        Delivery, core.ports, vercel, retry_policy, lease_seconds=settings.provided.outbox_lease_seconds
+    )
+    jobs = providers.Singleton(ScheduledJobs, core.ports, usage)
 
 
 async def preflight(settings: Settings) -> None:

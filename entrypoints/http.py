@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
@@ -10,26 +9,21 @@ from litestar import Litestar
 
 from adapters.http.app import Runtime, create_app
 from config.settings import Settings, load_settings
-from entrypoints.containers import HttpContainer
-
-
-async def _resolved(value: object) -> object:
-    # Providers that depend on an async Resource return awaitables (dependency-injector's async mode).
-    return await value if inspect.isawaitable(value) else value
+from entrypoints.containers import HttpContainer, resolved
 
 
 def runtime_opener(container: HttpContainer) -> Callable[[], AbstractAsyncContextManager[Runtime]]:
     @asynccontextmanager
     async def open_runtime() -> AsyncIterator[Runtime]:
-        await _resolved(container.init_resources())
+        await resolved(container.init_resources())
         try:
             yield Runtime(
-                services=await _resolved(container.services()),
-                token_verifier=await _resolved(container.token_verifier()),
-                storage=await _resolved(container.core.storage()),
+                services=await resolved(container.services()),
+                token_verifier=await resolved(container.token_verifier()),
+                storage=await resolved(container.core.storage()),
             )
         finally:
-            await _resolved(container.shutdown_resources())
+            await resolved(container.shutdown_resources())
 
     return open_runtime
 

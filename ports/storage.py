@@ -12,7 +12,8 @@ from typing import Protocol, Self, TypeVar
 
 import msgspec
 
-from domain.installations import Installation
+from domain.installations import Installation, Lifecycle
+from domain.outbox import OutboxCounts, OutboxEntry, OutboxMessage
 from domain.resources import Resource
 from domain.transfers import TransferClaim
 
@@ -26,6 +27,10 @@ class InstallationRepository(Protocol):
         """Insert or replace."""
         ...
 
+    async def page(self, lifecycle: Lifecycle, after: str | None, limit: int) -> list[Installation]:
+        """Installations in that lifecycle, by id, the first `limit` with an id greater than `after`."""
+        ...
+
 
 class ResourceRepository(Protocol):
     async def get(self, installation_id: str, resource_id: str) -> Resource | None:
@@ -34,6 +39,10 @@ class ResourceRepository(Protocol):
 
     async def list_live(self, installation_id: str, ids: list[str] | None = None) -> list[Resource]:
         """Resources not uninstalled, oldest first; `ids` filters."""
+        ...
+
+    async def list_all(self, installation_id: str) -> list[Resource]:
+        """Every resource of the installation, uninstalled ones included, oldest first (billing)."""
         ...
 
     async def add(self, resource: Resource) -> None:
@@ -79,12 +88,66 @@ class BalanceRepository(Protocol):
         ...
 
 
+class OutboxRepository(Protocol):
+    """Messages owed to Vercel. `add` joins the caller's unit of work; the worker's calls each run in a short
+    unit of work of their own and commit at once."""
+
+    async def add(self, installation_id: str, message: OutboxMessage, at: datetime) -> str:
+        """Record a message, due now; returns its id. Sensitive messages are stored sealed."""
+        ...
+
+    async def claim(
+        self, now: datetime, lease_until: datetime, installations: int, per_installation: int
+    ) -> list[OutboxEntry]:
+        """Lease due messages for delivery: for up to `installations` installations whose oldest pending message
+        is due and not leased, their oldest pending messages (at most `per_installation`), ordered by
+        installation then seq. Two workers never hold messages of one installation at once."""
+        ...
+
+    async def release(self, ids: list[str]) -> None:
+        """Drop the lease of messages claimed but not attempted (they stay pending, due as before)."""
+        ...
+
+    async def delivered(self, entry_id: str, at: datetime) -> None: ...
+
+    async def failed(self, entry_id: str, error: str, retry_at: datetime | None) -> None:
+        """Count a failed attempt and keep the error: due again at `retry_at`, or dead when it is None."""
+        ...
+
+    async def counts(self) -> OutboxCounts: ...
+
+    async def dead(self, limit: int) -> list[OutboxEntry]:
+        """Dead messages, oldest first."""
+        ...
+
+    async def revive(self, ids: list[str] | None, at: datetime) -> int:
+        """Make dead messages (all when ids is None) pending again with no attempts, due `at`; how many."""
+        ...
+
+    async def entries(self, installation_id: str) -> list[OutboxEntry]:
+        """Every message of one installation in seq order, whatever its state (operators, tests)."""
+        ...
+
+
+class JobRepository(Protocol):
+    """Runs of scheduled jobs, one row per (job, key): the record that a period's work was done."""
+
+    async def has_run(self, job: str, key: str) -> bool: ...
+
+    async def claim(self, job: str, key: str, at: datetime) -> bool:
+        """Record the run; False if it was recorded before (by this or another worker). Commits with the
+        unit of work, so a run and the messages it wrote are recorded together or not at all."""
+        ...
+
+
 class UnitOfWork(Protocol):
     installations: InstallationRepository
     resources: ResourceRepository
     replies: ReplyRepository
     claims: ClaimRepository
     balances: BalanceRepository
+    outbox: OutboxRepository
+    jobs: JobRepository
 
     async def __aenter__(self) -> Self: ...
 

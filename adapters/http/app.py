@@ -63,14 +63,18 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@get("/readyz", tags=["Operations"], summary="Readiness: storage answers")
+@get("/readyz", tags=["Operations"], summary="Readiness: storage answers; outbox counts for operators")
 async def readyz(state: State) -> Response[dict[str, object]]:
+    storage = state.runtime.storage
     try:
-        await state.runtime.storage.ping()
+        await storage.ping()
+        async with storage.unit_of_work() as uow:
+            counts = await uow.outbox.counts()
     except Exception as exc:  # any failure means "not ready"; the reason is logged, not shown
         log.warning("readiness check failed: %s", type(exc).__name__)
         return Response({"status": "unavailable", "storage": "down"}, status_code=503)
-    return Response({"status": "ok", "storage": "up"}, status_code=200)
+    # A backlog is reported, not treated as unreadiness: the server still serves; the worker delivers.
+    return Response({"status": "ok", "storage": "up", "outbox": msgspec.to_builtins(counts)}, status_code=200)
 
 
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})

@@ -5,6 +5,7 @@ from __future__ import annotations
 import msgspec
 
 from domain.services.installations import Installations
+from domain.services.notifications import Notifications
 from domain.services.plans import Plans
 from domain.services.purchases import Purchases
 from domain.services.resources import Resources
@@ -19,3 +20,4 @@ class Services(msgspec.Struct, frozen=True, kw_only=True):
     plans: Plans
     purchases: Purchases
     transfers: Transfers
+    notifications: Notifications

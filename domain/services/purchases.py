@@ -5,6 +5,7 @@ from __future__ import annotations
 from domain.balances import Balance, PurchaseResult, credit
 from domain.errors import Invalid, Unprocessable
 from domain.invoices import InvoiceState
+from domain.outbox import ReportBalances
 from domain.roles import Action, Caller, authorize
 from domain.services.common import Ports, RequestKey, active_installation, once
 from ports.vercel import VercelGateway
@@ -33,15 +34,18 @@ class Purchases:
         async with self.ports.storage.unit_of_work() as uow:
 
             async def work() -> PurchaseResult:
+                now = self.ports.clock.now()
                 balances = await uow.balances.get(installation_id)
-                if await uow.balances.record_purchase(installation_id, invoice_id, self.ports.clock.now()):
+                if await uow.balances.record_purchase(installation_id, invoice_id, now):
                     for item in invoice.items:
                         if item.resource_id and await uow.resources.get(installation_id, item.resource_id) is None:
                             raise Unprocessable(f"invoice {invoice_id} credits resource {item.resource_id}, not ours")
                     balances = credit(balances, invoice.items)
                     await uow.balances.save(installation_id, balances)
+                    # Vercel's top-up thresholds read the reported balance: tell it now, not at the next hour.
+                    await uow.outbox.add(installation_id, ReportBalances.of(balances, now), now)
                 return PurchaseResult(
-                    timestamp=self.ports.clock.now(),
+                    timestamp=now,
                     balances=tuple(
                         Balance(currency_value_in_cents=cents, resource_id=resource_id)
                         for resource_id, cents in sorted(balances.items(), key=lambda kv: kv[0] or "")

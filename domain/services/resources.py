@@ -7,6 +7,7 @@ import math
 from msgspec.structs import replace
 
 from domain.errors import Invalid, NotFound
+from domain.outbox import PushResourceSecrets, SetResourceStatus
 from domain.plans import BillingPlan, choose_resource_plan, resolve_metadata
 from domain.repl import ReplOutcome
 from domain.resources import NAME_MAX, ProvisionRequest, Resource, ResourceChanges, ResourceStatus, Secret
@@ -196,6 +197,42 @@ class Resources:
             rotation = await once(uow, installation_id, key, Rotation, work)
             await uow.commit()
         return rotation
+
+    # ------------------------------------------------ changes that start on our side (the integrator's code)
+
+    async def report_status(self, installation_id: str, resource_id: str, status: ResourceStatus) -> Resource:
+        """The real thing changed state (onboarding finished, suspended for non-payment...): keep it and tell
+        Vercel through the outbox."""
+        if status is ResourceStatus.UNINSTALLED:
+            raise Invalid.field("status", "delete the resource to uninstall it")
+        async with self.ports.storage.unit_of_work() as uow:
+            await active_installation(uow, installation_id)
+            resource = await live_resource(uow, installation_id, resource_id)
+            if resource.status is not status:
+                now = self.ports.clock.now()
+                resource = replace(resource, status=status, updated_at=now)
+                await uow.resources.save(resource)
+                await uow.outbox.add(installation_id, SetResourceStatus(resource_id=resource_id, status=status), now)
+                await uow.commit()
+        return resource
+
+    async def finish_rotation(
+        self, installation_id: str, resource_id: str, secrets: tuple[Secret, ...], *, partial: bool = False
+    ) -> Resource:
+        """A rotation answered with `sync: false` is done: keep the new secrets and push them to Vercel."""
+        if not secrets:
+            raise Invalid.field("secrets", "a rotation needs at least one secret")
+        async with self.ports.storage.unit_of_work() as uow:
+            await active_installation(uow, installation_id)
+            resource = await live_resource(uow, installation_id, resource_id)
+            now = self.ports.clock.now()
+            kept = merge_secrets(resource.secrets, secrets) if partial else secrets
+            resource = replace(resource, secrets=kept, updated_at=now)
+            await uow.resources.save(resource)
+            message = PushResourceSecrets(resource_id=resource_id, secrets=secrets, partial=partial)
+            await uow.outbox.add(installation_id, message, now)
+            await uow.commit()
+        return resource
 
     async def repl(
         self, caller: Caller, installation_id: str, resource_id: str, command: str, read_only: bool

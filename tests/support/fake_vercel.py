@@ -4,6 +4,8 @@ marketplace endpoint of vercel-api.md with its documented status and a plausible
 Fault injection, each consuming the next calls in arrival order (recorded all the same):
 `fail_next(n, status)`, `rate_limit_next(n, retry_after)`, `delay_next(n, seconds)` (then answers normally),
 `drop_next(n)` (closes the connection without answering). `fail_status` answers every call with that status.
+`flaky(rate, seed)` makes that share of calls fail at random (500, 503, 429 or a dropped connection).
+`accepted` keeps the calls Vercel took (answered 2xx), in order: what a delivery test counts.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import random
 import re
 import secrets
 import socket
@@ -65,6 +68,7 @@ SSO_TOKEN = "/v1/integrations/sso/token"
 class FakeVercel:
     invoices: dict[str, dict] = field(default_factory=dict)  # invoice id -> Get Invoice body
     calls: list[Call] = field(default_factory=list)
+    accepted: list[Call] = field(default_factory=list)
     fail_status: int | None = None  # answer every call with this status
     # canned answers
     account_info: dict = field(
@@ -77,6 +81,9 @@ class FakeVercel:
     config_segment: str = "edge-config"
     rotated_token: str = "rotated-access-token"
     _faults: deque[_Fault] = field(default_factory=deque)
+    _flaky_rate: float = 0.0
+    broken: dict[str, int] = field(default_factory=dict)  # installation id -> status every call for it gets
+    _rng: random.Random = field(default_factory=random.Random)
     _runner: web.AppRunner | None = None
     url: str = ""
 
@@ -112,11 +119,18 @@ class FakeVercel:
     def drop_next(self, n: int) -> None:
         self._faults.extend(_Fault("drop") for _ in range(n))
 
+    def flaky(self, rate: float, seed: int = 0) -> None:
+        self._flaky_rate = rate
+        self._rng = random.Random(seed)
+
     def reset(self) -> None:
         """Forget calls and pending faults (canned answers stay)."""
         self.calls.clear()
+        self.accepted.clear()
         self._faults.clear()
         self.fail_status = None
+        self._flaky_rate = 0.0
+        self.broken.clear()
 
     # -------------------------------------------------------- dispatch
 
@@ -131,7 +145,15 @@ class FakeVercel:
         self.calls.append(call)
         if self.fail_status is not None:
             return _error(self.fail_status, "fail", "told to fail")
+        installation = re.match(INSTALLATION, request.path)
+        if installation and installation["inst"] in self.broken:
+            return _error(self.broken[installation["inst"]], "broken", "told to fail for this installation")
         fault = self._faults.popleft() if self._faults else None
+        if fault is None and self._flaky_rate and self._rng.random() < self._flaky_rate:
+            fault = self._rng.choice(
+                [_Fault("fail", status=500), _Fault("fail", status=503), _Fault("rate_limit", status=429, retry_after="0"),
+                 _Fault("drop")]
+            )
         if fault is not None:
             if fault.kind == "drop":
                 assert request.transport is not None
@@ -154,7 +176,10 @@ class FakeVercel:
                         return refused
                 if call.body and not call.headers.get("content-type", "").startswith("application/json"):
                     return _error(415, "unsupported_media_type", "send JSON")
-                return await handler(request, call, match.groupdict())
+                response = await handler(request, call, match.groupdict())
+                if 200 <= response.status < 300:
+                    self.accepted.append(call)
+                return response
         return _error(404, "not_found", "unknown route")
 
     def _routes(self) -> list[tuple[str, str, Handler]]:

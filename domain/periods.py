@@ -1,0 +1,38 @@
+"""Billing calendar: UTC calendar months as billing periods, and the keys that make each job run once."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from domain.billing import Period
+
+
+def billing_month(moment: datetime) -> Period:
+    """The calendar month (UTC) holding `moment`: from its first instant to the first instant of the next."""
+    moment = moment.astimezone(UTC)
+    start = moment.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    following = (start + timedelta(days=32)).replace(day=1)
+    return Period(start=start, end=following)
+
+
+def previous_month(moment: datetime) -> Period:
+    return billing_month(billing_month(moment).start - timedelta(microseconds=1))
+
+
+def end_of_day(moment: datetime) -> datetime:
+    """The last second of `moment`'s UTC day: the `eod` that interim billing data belongs to."""
+    moment = moment.astimezone(UTC)
+    return moment.replace(hour=23, minute=59, second=59, microsecond=0)
+
+
+def hour_key(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H")
+
+
+def month_key(period: Period) -> str:
+    return period.start.astimezone(UTC).strftime("%Y-%m")
+
+
+def last_instant(period: Period) -> datetime:
+    """A moment inside the period at its very end (periods end at the next period's first instant)."""
+    return period.end - timedelta(seconds=1)
