@@ -63,6 +63,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     log_level: str = "INFO"
     jwks_refetch_seconds: float = 10.0
     token_leeway_seconds: float = 30.0
+    # Vercel's docs say .../experimentation/edge-config, its SDK .../global-config
+    experimentation_config_segment: Literal["edge-config", "global-config"] = "edge-config"
     outbox_max_attempts: int = 10  # failed deliveries before a message is dead-lettered
     outbox_lease_seconds: float = 120.0  # how long a worker holds messages it took for delivery
     worker_poll_seconds: float = 1.0  # idle pause between outbox rounds
@@ -141,6 +143,7 @@ _EXPECTED = {
     "max_body_bytes": "must be a whole number of bytes",
     "jwks_refetch_seconds": "must be a number of seconds, 0 or more",
     "token_leeway_seconds": "must be a number of seconds, 0 or more",
+    "experimentation_config_segment": "must be edge-config or global-config",
     "outbox_max_attempts": "must be a whole number from 1 to 1000",
     "outbox_lease_seconds": "must be a number of seconds above 0",
     "worker_poll_seconds": "must be a number of seconds above 0",

@@ -125,6 +125,7 @@ async def open_vercel(settings: Settings) -> AsyncIterator[VercelClient]:
         settings.vercel_api_url,
         client_id=settings.integration_client_id,
         client_secret=settings.integration_client_secret,
+        experimentation_config_segment=settings.experimentation_config_segment,
         user_agent=f"marketplace-provider/{settings.integration_client_id}",
     )
     try:

@@ -96,3 +96,11 @@ async def test_concurrent_upserts_leave_one_installation(fresh: Installation) ->
     assert got.status == 200
     listed = await fresh.api.get(fresh.path + "/resources", token=fresh.system, style="system")
     assert listed.json == {"resources": []}
+
+
+async def test_readiness_shows_the_outbox_counts(installed: Installation) -> None:
+    ready = await installed.api.get("/readyz")
+    assert ready.status == 200
+    assert ready.json["status"] == "ok" and ready.json["storage"] == "up"
+    assert set(ready.json["outbox"]) == {"pending", "retrying", "dead"}
+    assert all(isinstance(n, int) and n >= 0 for n in ready.json["outbox"].values())

@@ -84,3 +84,17 @@ async def test_viewer_cannot_buy(installed: Installation) -> None:
         installed.path + "/billing/provision", token=installed.viewer, style="user", body={"invoiceId": "inv_1"}
     )
     assert reply.status == 403
+
+
+async def test_a_purchase_queues_the_new_balances_for_vercel(installed: Installation, fake_vercel: FakeVercel) -> None:
+    """Vercel's top-up thresholds read the reported balance, so a purchase records a report in its own
+    transaction (the worker delivers it); /readyz shows the queue."""
+    before = (await installed.api.get("/readyz")).json["outbox"]
+    invoice_id = "inv_" + secrets.token_hex(6)
+    fake_vercel.invoices[invoice_id] = paid_invoice(
+        invoice_id, [{"billingPlanId": "credits", "name": "Credits", "price": "3.00", "quantity": 1, "units": "USD", "total": "3.00"}]
+    )
+    assert (await buy(installed, invoice_id)).status == 200
+    assert (await buy(installed, invoice_id)).status == 200  # the same invoice again credits and queues nothing
+    after = (await installed.api.get("/readyz")).json["outbox"]
+    assert after == {**before, "pending": before["pending"] + 1}
