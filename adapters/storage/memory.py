@@ -4,15 +4,31 @@ on commit, so a rollback leaves nothing behind, as with the SQL backends."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 from datetime import datetime
 from types import TracebackType
 from typing import Self
 
+import msgspec
+from msgspec.structs import replace
+
+from adapters.storage.rows import LAST_ERROR_MAX, new_outbox_id
 from domain.errors import Conflict
-from domain.installations import Installation
+from domain.installations import Installation, Lifecycle
+from domain.outbox import OutboxCounts, OutboxEntry, OutboxMessage, OutboxState
 from domain.resources import Resource
 from domain.transfers import TransferClaim
 from ports.storage import Reply
+
+
+class _OutboxRow(msgspec.Struct, frozen=True, kw_only=True):
+    entry: OutboxEntry
+    leased_until: datetime | None = None
+    delivered_at: datetime | None = None
+
+    def free(self, now: datetime) -> bool:
+        """Due and not leased: the worker may take it."""
+        return self.entry.due_at <= now and (self.leased_until is None or self.leased_until <= now)
 
 
 class _Tables:
@@ -23,6 +39,9 @@ class _Tables:
         self.claims: dict[str, TransferClaim] = {}
         self.balances: dict[str, dict[str | None, int]] = {}
         self.purchases: dict[str, str] = {}  # invoice id -> installation id
+        self.outbox: dict[str, _OutboxRow] = {}
+        self.outbox_seq = itertools.count(1)  # drawn at add, like a database sequence: a rollback leaves a gap
+        self.job_runs: dict[tuple[str, str], datetime] = {}
 
 
 class _Staged:
@@ -58,6 +77,14 @@ class _Installations:
     async def save(self, installation: Installation) -> None:
         self.tx.write("installations", installation.id, installation)
 
+    async def page(self, lifecycle: Lifecycle, after: str | None, limit: int) -> list[Installation]:
+        found = [
+            i
+            for i in self.tx.rows("installations").values()
+            if i.lifecycle is lifecycle and (after is None or i.id > after)
+        ]
+        return sorted(found, key=lambda i: i.id)[:limit]
+
 
 class _Resources:
     def __init__(self, tx: _Staged) -> None:
@@ -73,6 +100,10 @@ class _Resources:
             for r in self.tx.rows("resources").values()
             if r.installation_id == installation_id and r.is_live and (ids is None or r.id in ids)
         ]
+        return sorted(found, key=lambda r: (r.created_at, r.id))
+
+    async def list_all(self, installation_id: str) -> list[Resource]:
+        found = [r for r in self.tx.rows("resources").values() if r.installation_id == installation_id]
         return sorted(found, key=lambda r: (r.created_at, r.id))
 
     async def add(self, resource: Resource) -> None:
@@ -123,6 +154,108 @@ class _Balances:
         return True
 
 
+class _Outbox:
+    def __init__(self, tx: _Staged) -> None:
+        self.tx = tx
+
+    def _rows(self) -> list[_OutboxRow]:
+        return sorted(self.tx.rows("outbox").values(), key=lambda row: row.entry.seq)
+
+    def _pending(self, entry_id: str) -> _OutboxRow | None:
+        row = self.tx.read("outbox", entry_id)
+        return row if row is not None and row.entry.state is OutboxState.PENDING else None
+
+    async def add(self, installation_id: str, message: OutboxMessage, at: datetime) -> str:
+        entry = OutboxEntry(
+            id=new_outbox_id(),
+            seq=next(self.tx.tables.outbox_seq),
+            installation_id=installation_id,
+            message=message,
+            created_at=at,
+            due_at=at,
+        )
+        self.tx.write("outbox", entry.id, _OutboxRow(entry=entry))
+        return entry.id
+
+    async def claim(
+        self, now: datetime, lease_until: datetime, installations: int, per_installation: int
+    ) -> list[OutboxEntry]:
+        queues: dict[str, list[_OutboxRow]] = {}
+        for row in self._rows():
+            if row.entry.state is OutboxState.PENDING:
+                queues.setdefault(row.entry.installation_id, []).append(row)
+        ready = [queue for queue in queues.values() if queue[0].free(now)]
+        ready.sort(key=lambda queue: (queue[0].entry.due_at, queue[0].entry.seq))
+        claimed = []
+        for queue in ready[: max(installations, 0)]:
+            for row in queue[: max(per_installation, 0)]:
+                if not row.free(now):
+                    break
+                self.tx.write("outbox", row.entry.id, replace(row, leased_until=lease_until))
+                claimed.append(row.entry)
+        return claimed
+
+    async def release(self, ids: list[str]) -> None:
+        for entry_id in ids:
+            if (row := self._pending(entry_id)) is not None:
+                self.tx.write("outbox", entry_id, replace(row, leased_until=None))
+
+    async def delivered(self, entry_id: str, at: datetime) -> None:
+        if (row := self._pending(entry_id)) is not None:
+            entry = replace(row.entry, state=OutboxState.DELIVERED)
+            self.tx.write("outbox", entry_id, _OutboxRow(entry=entry, delivered_at=at))
+
+    async def failed(self, entry_id: str, error: str, retry_at: datetime | None) -> None:
+        if (row := self._pending(entry_id)) is None:
+            return
+        entry = replace(row.entry, attempts=row.entry.attempts + 1, last_error=error[:LAST_ERROR_MAX])
+        if retry_at is None:
+            entry = replace(entry, state=OutboxState.DEAD)
+        else:
+            entry = replace(entry, due_at=retry_at)
+        self.tx.write("outbox", entry_id, _OutboxRow(entry=entry))
+
+    async def counts(self) -> OutboxCounts:
+        entries = [row.entry for row in self.tx.rows("outbox").values()]
+        pending = [e for e in entries if e.state is OutboxState.PENDING]
+        return OutboxCounts(
+            pending=sum(e.attempts == 0 for e in pending),
+            retrying=sum(e.attempts > 0 for e in pending),
+            dead=sum(e.state is OutboxState.DEAD for e in entries),
+        )
+
+    async def dead(self, limit: int) -> list[OutboxEntry]:
+        return [row.entry for row in self._rows() if row.entry.state is OutboxState.DEAD][: max(limit, 0)]
+
+    async def revive(self, ids: list[str] | None, at: datetime) -> int:
+        wanted = None if ids is None else set(ids)
+        revived = 0
+        for row in self._rows():
+            if row.entry.state is OutboxState.DEAD and (wanted is None or row.entry.id in wanted):
+                # last_error stays: operators still see why it died until the next attempt
+                entry = replace(row.entry, state=OutboxState.PENDING, attempts=0, due_at=at)
+                self.tx.write("outbox", entry.id, _OutboxRow(entry=entry))
+                revived += 1
+        return revived
+
+    async def entries(self, installation_id: str) -> list[OutboxEntry]:
+        return [row.entry for row in self._rows() if row.entry.installation_id == installation_id]
+
+
+class _Jobs:
+    def __init__(self, tx: _Staged) -> None:
+        self.tx = tx
+
+    async def has_run(self, job: str, key: str) -> bool:
+        return self.tx.read("job_runs", (job, key)) is not None
+
+    async def claim(self, job: str, key: str, at: datetime) -> bool:
+        if await self.has_run(job, key):
+            return False
+        self.tx.write("job_runs", (job, key), at)
+        return True
+
+
 class MemoryUnitOfWork:
     def __init__(self, storage: MemoryStorage) -> None:
         self._storage = storage
@@ -132,6 +265,8 @@ class MemoryUnitOfWork:
         self.replies = _Replies(self._tx)
         self.claims = _Claims(self._tx)
         self.balances = _Balances(self._tx)
+        self.outbox = _Outbox(self._tx)
+        self.jobs = _Jobs(self._tx)
 
     async def __aenter__(self) -> Self:
         await self._storage.lock.acquire()

@@ -3,8 +3,9 @@
 Semantics match the memory adapter (adapters/storage/memory.py), checked by tests/contract/. Concurrency
 comes from the database: `INSERT ... ON CONFLICT` for upserts and first-writer-wins inserts, and
 transaction-scoped advisory locks where a read must wait for another transaction's write (idempotency
-keys, balances). Access tokens, resource secrets and stored replies are sealed with the cipher; a lost or
-refused connection surfaces as `Unavailable` (HTTP 503), and the pool reconnects by itself later.
+keys, balances) or where workers must not take the same outbox rows. Access tokens, resource secrets,
+stored replies and sensitive outbox messages are sealed with the cipher; a lost or refused connection
+surfaces as `Unavailable` (HTTP 503), and the pool reconnects by itself later.
 """
 
 from __future__ import annotations
@@ -20,15 +21,18 @@ import msgspec
 
 from adapters.cipher import SecretCipher
 from adapters.storage.rows import CLAIM_COLUMNS, INSTALLATION_COLUMNS, RESOURCE_COLUMNS, SEALED, RowCodec, aad
+from adapters.storage.rows import LAST_ERROR_MAX, OUTBOX_COLUMNS, OUTBOX_INSERT_COLUMNS, leasable, new_outbox_id
 from adapters.storage.rows import key_ids_in_use, open_reply, seal_reply
 from domain.errors import Conflict, Invalid, Unavailable
-from domain.installations import Installation
+from domain.installations import Installation, Lifecycle
+from domain.outbox import OutboxCounts, OutboxEntry, OutboxMessage
 from domain.resources import Resource
 from domain.transfers import TransferClaim
 from ports.storage import Reply
 
 PING_TIMEOUT_SECONDS = 5.0
 BALANCES_LOCK_CLASS = 0x6D71  # two-int advisory keys (class, hashtext(installation id)); see migrations.py
+OUTBOX_LOCK_CLASS = 0x6D72
 
 _CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     OSError,  # refused, reset, timed out (TimeoutError is an OSError)
@@ -93,6 +97,11 @@ _rows = RowCodec()
 class _Installations:
     _select = f"SELECT {', '.join(INSTALLATION_COLUMNS)} FROM installations WHERE id = $1"
     _save = _upsert("installations", INSTALLATION_COLUMNS)
+    # byte order ("C"), as SQLite and Python order ids, whatever the database's collation
+    _page = (
+        f"SELECT {', '.join(INSTALLATION_COLUMNS)} FROM installations WHERE lifecycle = $1 "
+        'AND ($2::text IS NULL OR id COLLATE "C" > $2) ORDER BY id COLLATE "C" LIMIT $3'
+    )
 
     def __init__(self, uow: PostgresUnitOfWork) -> None:
         self.uow = uow
@@ -104,11 +113,16 @@ class _Installations:
     async def save(self, installation: Installation) -> None:
         await self.uow.execute(self._save, *_rows.installation_row(installation, self.uow.cipher))
 
+    async def page(self, lifecycle: Lifecycle, after: str | None, limit: int) -> list[Installation]:
+        rows = await self.uow.fetch(self._page, lifecycle.value, after, limit)
+        return [_rows.installation(row, self.uow.cipher) for row in rows]
+
 
 class _Resources:
     _columns = ", ".join(RESOURCE_COLUMNS)
     _select = f"SELECT {_columns} FROM resources WHERE id = $1 AND installation_id = $2"
     _live = f"SELECT {_columns} FROM resources WHERE installation_id = $1 AND status <> 'uninstalled'"
+    _all = f"SELECT {_columns} FROM resources WHERE installation_id = $1"
     _order = " ORDER BY created_at, id"
     _add = (
         f"INSERT INTO resources ({_columns}) VALUES ({', '.join(f'${n}' for n in range(1, 15))}) "
@@ -128,6 +142,10 @@ class _Resources:
             rows = await self.uow.fetch(self._live + self._order, installation_id)
         else:
             rows = await self.uow.fetch(self._live + " AND id = ANY($2::text[])" + self._order, installation_id, ids)
+        return [_rows.resource(row, self.uow.cipher) for row in rows]
+
+    async def list_all(self, installation_id: str) -> list[Resource]:
+        rows = await self.uow.fetch(self._all + self._order, installation_id)
         return [_rows.resource(row, self.uow.cipher) for row in rows]
 
     async def add(self, resource: Resource) -> None:
@@ -220,6 +238,124 @@ class _Balances:
         return await self.uow.fetchval(self._purchase, invoice_id, installation_id, at) is not None
 
 
+class _Outbox:
+    _columns = ", ".join(OUTBOX_COLUMNS)
+    _add = (
+        f"INSERT INTO outbox ({', '.join(OUTBOX_INSERT_COLUMNS)}) "
+        f"VALUES ({', '.join(f'${n}' for n in range(1, 9))})"
+    )
+    # installations whose oldest pending message is due and not leased, by that message's due time
+    _heads = (
+        "SELECT o.installation_id FROM outbox o WHERE o.state = 'pending' AND o.due_at <= $1 "
+        "AND (o.leased_until IS NULL OR o.leased_until <= $1) AND NOT EXISTS (SELECT 1 FROM outbox p "
+        "WHERE p.installation_id = o.installation_id AND p.state = 'pending' AND p.seq < o.seq) "
+        "ORDER BY o.due_at, o.seq LIMIT $2"
+    )
+    _lock = f"SELECT pg_try_advisory_xact_lock({OUTBOX_LOCK_CLASS}, hashtext($1))"
+    # FOR UPDATE: a row that the previous lease holder marks delivered or failed meanwhile is read as it ends up
+    _queue = (
+        f"SELECT {_columns}, leased_until FROM outbox WHERE installation_id = $1 AND state = 'pending' "
+        "ORDER BY seq LIMIT $2 FOR UPDATE"
+    )
+    _lease = "UPDATE outbox SET leased_until = $2 WHERE id = ANY($1::text[])"
+    _release = "UPDATE outbox SET leased_until = NULL WHERE id = ANY($1::text[]) AND state = 'pending'"
+    _delivered = (
+        "UPDATE outbox SET state = 'delivered', delivered_at = $2, leased_until = NULL "
+        "WHERE id = $1 AND state = 'pending'"
+    )
+    _failed = (
+        "UPDATE outbox SET attempts = attempts + 1, last_error = $2, leased_until = NULL, "
+        "state = CASE WHEN $3::timestamptz IS NULL THEN 'dead' ELSE state END, due_at = coalesce($3, due_at) "
+        "WHERE id = $1 AND state = 'pending'"
+    )
+    _counts = (
+        "SELECT count(*) FILTER (WHERE state = 'pending' AND attempts = 0) AS pending, "
+        "count(*) FILTER (WHERE state = 'pending' AND attempts > 0) AS retrying, "
+        "count(*) FILTER (WHERE state = 'dead') AS dead FROM outbox WHERE state IN ('pending', 'dead')"
+    )
+    _dead = f"SELECT {_columns} FROM outbox WHERE state = 'dead' ORDER BY seq LIMIT $1"
+    # last_error stays: operators still see why it died until the next attempt
+    _revive = (
+        "WITH revived AS (UPDATE outbox SET state = 'pending', attempts = 0, due_at = $1, leased_until = NULL "
+        "WHERE state = 'dead' AND ($2::text[] IS NULL OR id = ANY($2)) RETURNING 1) SELECT count(*) FROM revived"
+    )
+    _entries = f"SELECT {_columns} FROM outbox WHERE installation_id = $1 ORDER BY seq"
+
+    def __init__(self, uow: PostgresUnitOfWork) -> None:
+        self.uow = uow
+
+    async def add(self, installation_id: str, message: OutboxMessage, at: datetime) -> str:
+        entry_id = new_outbox_id()
+        await self.uow.execute(self._add, *_rows.outbox_row(entry_id, installation_id, message, at, self.uow.cipher))
+        return entry_id
+
+    async def claim(
+        self, now: datetime, lease_until: datetime, installations: int, per_installation: int
+    ) -> list[OutboxEntry]:
+        # Other processes claim at the same time. An installation is taken only under its advisory lock (held
+        # until commit), and its rows are re-read after the lock in a statement of their own, which sees a lease
+        # that another worker committed meanwhile. Candidates lost to other workers are skipped, hence twice as
+        # many candidates as installations wanted.
+        if installations <= 0 or per_installation <= 0:
+            return []
+        claimed: list[OutboxEntry] = []
+        taken = 0
+        for (installation_id,) in await self.uow.fetch(self._heads, now, 2 * installations):
+            if not await self.uow.fetchval(self._lock, installation_id):
+                continue  # another worker is claiming it right now
+            rows = leasable(await self.uow.fetch(self._queue, installation_id, per_installation), now)
+            if not rows:
+                continue
+            await self.uow.execute(self._lease, [row["id"] for row in rows], lease_until)
+            claimed += [_rows.outbox_entry(row, self.uow.cipher) for row in rows]
+            taken += 1
+            if taken == installations:
+                break
+        return claimed
+
+    async def release(self, ids: list[str]) -> None:
+        await self.uow.execute(self._release, ids)
+
+    async def delivered(self, entry_id: str, at: datetime) -> None:
+        await self.uow.execute(self._delivered, entry_id, at)
+
+    async def failed(self, entry_id: str, error: str, retry_at: datetime | None) -> None:
+        await self.uow.execute(self._failed, entry_id, error[:LAST_ERROR_MAX], retry_at)
+
+    async def counts(self) -> OutboxCounts:
+        row = await self.uow.fetchrow(self._counts)
+        assert row is not None
+        return OutboxCounts(pending=row["pending"], retrying=row["retrying"], dead=row["dead"])
+
+    async def dead(self, limit: int) -> list[OutboxEntry]:
+        rows = await self.uow.fetch(self._dead, max(limit, 0))
+        return [_rows.outbox_entry(row, self.uow.cipher) for row in rows]
+
+    async def revive(self, ids: list[str] | None, at: datetime) -> int:
+        return await self.uow.fetchval(self._revive, at, ids)
+
+    async def entries(self, installation_id: str) -> list[OutboxEntry]:
+        rows = await self.uow.fetch(self._entries, installation_id)
+        return [_rows.outbox_entry(row, self.uow.cipher) for row in rows]
+
+
+class _Jobs:
+    _has_run = "SELECT EXISTS (SELECT 1 FROM job_runs WHERE job = $1 AND key = $2)"
+    # DO NOTHING waits for a concurrent claim of the same run: False once it commits, True if it rolls back
+    _claim = (
+        "INSERT INTO job_runs (job, key, ran_at) VALUES ($1, $2, $3) ON CONFLICT (job, key) DO NOTHING RETURNING job"
+    )
+
+    def __init__(self, uow: PostgresUnitOfWork) -> None:
+        self.uow = uow
+
+    async def has_run(self, job: str, key: str) -> bool:
+        return await self.uow.fetchval(self._has_run, job, key)
+
+    async def claim(self, job: str, key: str, at: datetime) -> bool:
+        return await self.uow.fetchval(self._claim, job, key, at) is not None
+
+
 # Unit of work and storage
 
 
@@ -234,6 +370,8 @@ class PostgresUnitOfWork:
         self.replies = _Replies(self)
         self.claims = _Claims(self)
         self.balances = _Balances(self)
+        self.outbox = _Outbox(self)
+        self.jobs = _Jobs(self)
 
     async def __aenter__(self) -> Self:
         with _unavailable_on_connection_error():

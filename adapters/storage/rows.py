@@ -7,6 +7,7 @@ time values differs, which each one passes to its `RowCodec`. SQL and connection
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
@@ -15,6 +16,7 @@ import msgspec
 
 from adapters.cipher import SecretCipher
 from domain.installations import Credentials, Installation
+from domain.outbox import OutboxEntry, OutboxMessage
 from domain.resources import Resource, Secret
 from domain.transfers import TransferClaim
 
@@ -44,6 +46,31 @@ CLAIM_COLUMNS = (
     "target_installation_id", "completed_at",
 )  # fmt: skip
 _CLAIM_JSON = ("resource_ids", "verified_by")
+
+# what `add` writes, and what an OutboxEntry is read from
+OUTBOX_INSERT_COLUMNS = (
+    "id", "installation_id", "kind", "payload", "secret_sealed", "secret_key_id", "created_at", "due_at",
+)  # fmt: skip
+OUTBOX_COLUMNS = (
+    "id", "seq", "installation_id", "payload", "secret_sealed", "secret_key_id", "created_at", "due_at",
+    "attempts", "last_error", "state",
+)  # fmt: skip
+LAST_ERROR_MAX = 2000  # characters of a failed delivery's error kept
+
+
+def new_outbox_id() -> str:
+    return f"obx_{secrets.token_hex(12)}"
+
+
+def leasable(queue: list[Any], now: Any) -> list[Any]:
+    """Of an installation's pending outbox rows in seq order (with `leased_until`), those a claim may take: from
+    the head up to the first one not due yet or leased by another worker. `now` in the backend's time form."""
+    free = []
+    for row in queue:
+        if row["due_at"] > now or (row["leased_until"] is not None and row["leased_until"] > now):
+            break
+        free.append(row)
+    return free
 
 
 class RowCodec:
@@ -127,6 +154,31 @@ class RowCodec:
         return msgspec.convert(fields, TransferClaim)
 
 
+    def outbox_row(
+        self, entry_id: str, installation_id: str, message: OutboxMessage, at: datetime, cipher: SecretCipher
+    ) -> tuple[Any, ...]:
+        """A new message, due `at`. A sensitive one is sealed whole; `payload` then holds only its public part."""
+        payload: object = message
+        key_id = sealed = None
+        if message.sensitive:
+            key_id, sealed = cipher.seal(msgspec.json.encode(message), aad("outbox", entry_id))
+            payload = message.public()
+        kind = type(message).__struct_config__.tag
+        return (entry_id, installation_id, kind, self._json(payload), sealed, key_id, self._time(at), self._time(at))
+
+    def outbox_entry(self, row: Mapping[str, Any], cipher: SecretCipher) -> OutboxEntry:
+        fields = {name: row[name] for name in OUTBOX_COLUMNS}
+        sealed, key_id = fields.pop("secret_sealed"), fields.pop("secret_key_id")
+        self._decode_json(fields, ("payload",))
+        payload = fields.pop("payload")
+        if sealed is not None:
+            plaintext = cipher.open(key_id, sealed, aad("outbox", row["id"]))
+            fields["message"] = msgspec.json.decode(plaintext, type=OutboxMessage)
+        else:
+            fields["message"] = msgspec.convert(payload, OutboxMessage)
+        return msgspec.convert(fields, OutboxEntry)
+
+
 # Stored replies (idempotency keys): the result may hold secrets, so it is sealed.
 
 
@@ -155,6 +207,7 @@ SEALED = (
     ("installations", "access_token_key_id", "access_token_sealed", ("id",)),
     ("resources", "secrets_key_id", "secrets_sealed", ("id",)),
     ("replies", "result_key_id", "result_sealed", ("installation_id", "key")),
+    ("outbox", "secret_key_id", "secret_sealed", ("id",)),
 )
 
 

@@ -4,7 +4,8 @@ Semantics match the memory adapter (adapters/storage/memory.py), checked by test
 of work is a `BEGIN IMMEDIATE` transaction on the process's single connection, taken under an asyncio
 lock, so writes serialize inside the process; other processes on the same file (a worker) wait for the
 file lock up to the busy timeout. The file is in WAL mode with foreign keys on; aiosqlite keeps the
-blocking calls on its own thread. Access tokens, resource secrets and stored replies are sealed.
+blocking calls on its own thread. Access tokens, resource secrets, stored replies and sensitive outbox
+messages are sealed.
 """
 
 from __future__ import annotations
@@ -21,9 +22,11 @@ import msgspec
 
 from adapters.cipher import SecretCipher
 from adapters.storage.rows import CLAIM_COLUMNS, INSTALLATION_COLUMNS, RESOURCE_COLUMNS, SEALED, RowCodec, aad
+from adapters.storage.rows import LAST_ERROR_MAX, OUTBOX_COLUMNS, OUTBOX_INSERT_COLUMNS, leasable, new_outbox_id
 from adapters.storage.rows import key_ids_in_use, open_reply, seal_reply
 from domain.errors import Conflict, Unavailable
-from domain.installations import Installation
+from domain.installations import Installation, Lifecycle
+from domain.outbox import OutboxCounts, OutboxEntry, OutboxMessage
 from domain.resources import Resource
 from domain.transfers import TransferClaim
 from ports.storage import Reply
@@ -91,6 +94,10 @@ _rows = RowCodec(json=_json, from_json=_from_json, time=_time)
 class _Installations:
     _select = f"SELECT {', '.join(INSTALLATION_COLUMNS)} FROM installations WHERE id = ?"
     _save = _upsert("installations", INSTALLATION_COLUMNS)
+    _page = (
+        f"SELECT {', '.join(INSTALLATION_COLUMNS)} FROM installations "
+        "WHERE lifecycle = ?1 AND (?2 IS NULL OR id > ?2) ORDER BY id LIMIT ?3"
+    )
 
     def __init__(self, uow: SqliteUnitOfWork) -> None:
         self.uow = uow
@@ -102,11 +109,16 @@ class _Installations:
     async def save(self, installation: Installation) -> None:
         await self.uow.execute(self._save, _rows.installation_row(installation, self.uow.cipher))
 
+    async def page(self, lifecycle: Lifecycle, after: str | None, limit: int) -> list[Installation]:
+        rows = await self.uow.fetchall(self._page, (lifecycle.value, after, limit))
+        return [_rows.installation(row, self.uow.cipher) for row in rows]
+
 
 class _Resources:
     _columns = ", ".join(RESOURCE_COLUMNS)
     _select = f"SELECT {_columns} FROM resources WHERE id = ? AND installation_id = ?"
     _live = f"SELECT {_columns} FROM resources WHERE installation_id = ? AND status <> 'uninstalled'"
+    _all = f"SELECT {_columns} FROM resources WHERE installation_id = ?"
     _order = " ORDER BY created_at, id"
     _add = f"INSERT INTO resources ({_columns}) VALUES ({', '.join('?' * 14)}) ON CONFLICT (id) DO NOTHING"
     _save = _upsert("resources", RESOURCE_COLUMNS)
@@ -126,6 +138,10 @@ class _Resources:
         else:
             query = f"{self._live} AND id IN ({', '.join('?' * len(ids))}){self._order}"
             rows = await self.uow.fetchall(query, (installation_id, *ids))
+        return [_rows.resource(row, self.uow.cipher) for row in rows]
+
+    async def list_all(self, installation_id: str) -> list[Resource]:
+        rows = await self.uow.fetchall(self._all + self._order, (installation_id,))
         return [_rows.resource(row, self.uow.cipher) for row in rows]
 
     async def add(self, resource: Resource) -> None:
@@ -204,6 +220,107 @@ class _Balances:
         return await self.uow.execute(self._purchase, (invoice_id, installation_id, _time(at))) == 1
 
 
+class _Outbox:
+    _columns = ", ".join(OUTBOX_COLUMNS)
+    _add = f"INSERT INTO outbox ({', '.join(OUTBOX_INSERT_COLUMNS)}) VALUES ({', '.join('?' * 8)})"
+    # installations whose oldest pending message is due and not leased, by that message's due time
+    _heads = (
+        "SELECT o.installation_id FROM outbox o WHERE o.state = 'pending' AND o.due_at <= ?1 "
+        "AND (o.leased_until IS NULL OR o.leased_until <= ?1) AND NOT EXISTS (SELECT 1 FROM outbox p "
+        "WHERE p.installation_id = o.installation_id AND p.state = 'pending' AND p.seq < o.seq) "
+        "ORDER BY o.due_at, o.seq LIMIT ?2"
+    )
+    _queue = (
+        f"SELECT {_columns}, leased_until FROM outbox WHERE installation_id = ? AND state = 'pending' "
+        "ORDER BY seq LIMIT ?"
+    )
+    _ids = "id IN (SELECT value FROM json_each(?))"  # one parameter however many ids
+    _lease = f"UPDATE outbox SET leased_until = ? WHERE {_ids}"
+    _release = f"UPDATE outbox SET leased_until = NULL WHERE {_ids} AND state = 'pending'"
+    _delivered = (
+        "UPDATE outbox SET state = 'delivered', delivered_at = ?, leased_until = NULL "
+        "WHERE id = ? AND state = 'pending'"
+    )
+    _failed = (
+        "UPDATE outbox SET attempts = attempts + 1, last_error = ?2, leased_until = NULL, "
+        "state = CASE WHEN ?3 IS NULL THEN 'dead' ELSE state END, due_at = coalesce(?3, due_at) "
+        "WHERE id = ?1 AND state = 'pending'"
+    )
+    _counts = (
+        "SELECT count(*) FILTER (WHERE state = 'pending' AND attempts = 0) AS pending, "
+        "count(*) FILTER (WHERE state = 'pending' AND attempts > 0) AS retrying, "
+        "count(*) FILTER (WHERE state = 'dead') AS dead FROM outbox WHERE state IN ('pending', 'dead')"
+    )
+    _dead = f"SELECT {_columns} FROM outbox WHERE state = 'dead' ORDER BY seq LIMIT ?"
+    # last_error stays: operators still see why it died until the next attempt
+    _revive = "UPDATE outbox SET state = 'pending', attempts = 0, due_at = ?, leased_until = NULL WHERE state = 'dead'"
+    _entries = f"SELECT {_columns} FROM outbox WHERE installation_id = ? ORDER BY seq"
+
+    def __init__(self, uow: SqliteUnitOfWork) -> None:
+        self.uow = uow
+
+    async def add(self, installation_id: str, message: OutboxMessage, at: datetime) -> str:
+        entry_id = new_outbox_id()
+        await self.uow.execute(self._add, _rows.outbox_row(entry_id, installation_id, message, at, self.uow.cipher))
+        return entry_id
+
+    async def claim(
+        self, now: datetime, lease_until: datetime, installations: int, per_installation: int
+    ) -> list[OutboxEntry]:
+        # One writer at a time (BEGIN IMMEDIATE): nobody can lease these rows between the read and the update.
+        if installations <= 0 or per_installation <= 0:
+            return []
+        at = _time(now)
+        claimed = []
+        for (installation_id,) in await self.uow.fetchall(self._heads, (at, installations)):
+            rows = leasable(await self.uow.fetchall(self._queue, (installation_id, per_installation)), at)
+            ids = [row["id"] for row in rows]
+            await self.uow.execute(self._lease, (_time(lease_until), _json(ids)))
+            claimed += [_rows.outbox_entry(row, self.uow.cipher) for row in rows]
+        return claimed
+
+    async def release(self, ids: list[str]) -> None:
+        await self.uow.execute(self._release, (_json(ids),))
+
+    async def delivered(self, entry_id: str, at: datetime) -> None:
+        await self.uow.execute(self._delivered, (_time(at), entry_id))
+
+    async def failed(self, entry_id: str, error: str, retry_at: datetime | None) -> None:
+        await self.uow.execute(self._failed, (entry_id, error[:LAST_ERROR_MAX], _time(retry_at)))
+
+    async def counts(self) -> OutboxCounts:
+        row = await self.uow.fetchone(self._counts, ())
+        assert row is not None
+        return OutboxCounts(pending=row["pending"], retrying=row["retrying"], dead=row["dead"])
+
+    async def dead(self, limit: int) -> list[OutboxEntry]:
+        rows = await self.uow.fetchall(self._dead, (max(limit, 0),))
+        return [_rows.outbox_entry(row, self.uow.cipher) for row in rows]
+
+    async def revive(self, ids: list[str] | None, at: datetime) -> int:
+        if ids is None:
+            return await self.uow.execute(self._revive, (_time(at),))
+        return await self.uow.execute(f"{self._revive} AND {self._ids}", (_time(at), _json(ids)))
+
+    async def entries(self, installation_id: str) -> list[OutboxEntry]:
+        rows = await self.uow.fetchall(self._entries, (installation_id,))
+        return [_rows.outbox_entry(row, self.uow.cipher) for row in rows]
+
+
+class _Jobs:
+    _has_run = "SELECT 1 FROM job_runs WHERE job = ? AND key = ?"
+    _claim = "INSERT INTO job_runs (job, key, ran_at) VALUES (?, ?, ?) ON CONFLICT (job, key) DO NOTHING"
+
+    def __init__(self, uow: SqliteUnitOfWork) -> None:
+        self.uow = uow
+
+    async def has_run(self, job: str, key: str) -> bool:
+        return await self.uow.fetchone(self._has_run, (job, key)) is not None
+
+    async def claim(self, job: str, key: str, at: datetime) -> bool:
+        return await self.uow.execute(self._claim, (job, key, _time(at))) == 1
+
+
 # Unit of work and storage
 
 
@@ -218,6 +335,8 @@ class SqliteUnitOfWork:
         self.replies = _Replies(self)
         self.claims = _Claims(self)
         self.balances = _Balances(self)
+        self.outbox = _Outbox(self)
+        self.jobs = _Jobs(self)
 
     async def __aenter__(self) -> Self:
         await self._storage.lock.acquire()

@@ -155,6 +155,25 @@ async def test_installation_times_keep_the_instant(storage: Storage) -> None:
     assert got is not None and got.created_at == other_zone and got.created_at.utcoffset() is not None
 
 
+async def test_installations_page_by_id_within_a_lifecycle(storage: Storage) -> None:
+    # ids under one fresh prefix sort together, apart from other tests' installations; byte order throughout
+    prefix = uid("icfg")
+    active = [an_installation(f"{prefix}{suffix}") for suffix in ("-x", "_B", "_a", "_b", "_b1")]
+    finalized = [an_installation(f"{prefix}_{n}", lifecycle=Lifecycle.FINALIZED) for n in (1, 2)]
+    await saved(storage, *reversed(active), *finalized)
+    async with storage.unit_of_work() as uow:
+        assert await uow.installations.page(Lifecycle.ACTIVE, prefix, 2) == active[:2]
+        assert await uow.installations.page(Lifecycle.ACTIVE, active[1].id, 2) == active[2:4]
+        rest = await uow.installations.page(Lifecycle.ACTIVE, active[3].id, 10)
+        assert rest[:1] == active[4:] and not {i.id for i in rest[1:]} & {i.id for i in active + finalized}
+        assert (await uow.installations.page(Lifecycle.FINALIZED, prefix, 10))[:2] == finalized
+        assert await uow.installations.page(Lifecycle.ACTIVE, prefix, 0) == []
+        everything = [i.id for i in await uow.installations.page(Lifecycle.ACTIVE, None, 100_000)]
+    assert everything == sorted(everything) and [i for i in everything if i.startswith(prefix)] == [
+        i.id for i in active
+    ]
+
+
 # Resources
 
 
@@ -271,6 +290,20 @@ async def test_list_live_is_oldest_first_without_uninstalled(storage: Storage) -
         ]
         assert await uow.resources.list_live(installation.id, []) == []
         assert await uow.resources.list_live(uid("icfg")) == []
+
+
+async def test_list_all_includes_uninstalled_oldest_first(storage: Storage) -> None:
+    installation = await new_installation(storage)
+    other = await new_installation(storage)
+    prefix = uid("res")
+    late = a_resource(installation.id, f"{prefix}_c", created_at=NOW + timedelta(seconds=2))
+    gone = a_resource(installation.id, f"{prefix}_gone", status=ResourceStatus.UNINSTALLED, created_at=NOW)
+    tie = a_resource(installation.id, f"{prefix}_a", created_at=NOW)
+    early = a_resource(installation.id, f"{prefix}_z", created_at=NOW - timedelta(days=1))
+    await saved(storage, late, gone, tie, early, a_resource(other.id))
+    async with storage.unit_of_work() as uow:
+        assert await uow.resources.list_all(installation.id) == [early, tie, gone, late]
+        assert await uow.resources.list_all(uid("icfg")) == []
 
 
 # Replies (idempotency)
