@@ -12,12 +12,14 @@ import asyncio
 import os
 import re
 import sqlite3
+import time
 from importlib import resources
 
 import asyncpg
 
 # Two-int advisory lock key (classid, objid), a key space apart from the one-bigint keys of the replies
-# lock. Classid 0x6D70 is the migrations'; adapters/storage/postgres.py uses 0x6D71 for balances.
+# lock. Classid 0x6D70 is the migrations'; adapters/storage/postgres.py uses 0x6D71 for balances and
+# 0x6D72 for outbox claims.
 MIGRATION_LOCK = (0x6D70, 0)
 
 _VERSION = re.compile(r"\d{4}_[a-z0-9_]+")
@@ -99,10 +101,24 @@ async def pending_sqlite(path: str | os.PathLike[str]) -> list[str]:
     return await asyncio.to_thread(_pending_sqlite, os.fspath(path))
 
 
+def _use_wal(conn: sqlite3.Connection) -> None:
+    """Switching a new file to WAL needs an exclusive lock, and SQLite answers "database is locked" at once
+    instead of waiting out the busy timeout: several processes migrating one new file retry here."""
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_SECONDS
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
+
+
 def _migrate_sqlite(path: str) -> list[str]:
     conn = sqlite3.connect(path, timeout=SQLITE_BUSY_TIMEOUT_SECONDS, isolation_level=None)
     try:
-        conn.execute("PRAGMA journal_mode=WAL")
+        _use_wal(conn)
         conn.execute("PRAGMA foreign_keys=ON")
         conn.execute("BEGIN IMMEDIATE")
         try:
