@@ -59,8 +59,20 @@ class Invoice(msgspec.Struct, frozen=True, kw_only=True):
     total: str | None = None  # USD, decimal string
     test: bool = False
     failed_attempts: int = 0  # notpaid deliveries counted by us: Vercel's payload carries no attempt number
+    notices: int = 0  # distinct webhook events about this invoice (duplicates of one event count once)
     refund_total: str | None = None
     refund_reason: str | None = None
+
+
+class InvoiceTransition(msgspec.Struct, frozen=True, kw_only=True):
+    """One state change, kept in order for the invoice's history."""
+
+    invoice_id: str
+    event: InvoiceEvent
+    from_state: InvoiceState | None  # None: the invoice was first heard of with this event
+    to_state: InvoiceState
+    happened_at: datetime  # the event's createdAt
+    webhook_event_id: str | None = None
 
 
 def apply(invoice: Invoice, event: InvoiceEvent, at: datetime) -> Invoice:
@@ -76,6 +88,15 @@ def apply(invoice: Invoice, event: InvoiceEvent, at: datetime) -> Invoice:
         return invoice
     attempts = invoice.failed_attempts + (1 if event is E.NOT_PAID else 0)
     return replace(invoice, state=target, updated_at=at, failed_attempts=attempts)
+
+
+def take(invoice: Invoice, event: InvoiceEvent, at: datetime) -> Invoice:
+    """Take one distinct Vercel event about the invoice: the state moves as `apply` says, and every failed
+    payment attempt is counted, even one whose notice arrives after a newer one."""
+    moved = apply(invoice, event, at)
+    if moved is invoice and event is E.NOT_PAID and at < invoice.updated_at:
+        moved = replace(invoice, failed_attempts=invoice.failed_attempts + 1)
+    return replace(moved, notices=moved.notices + 1)
 
 
 def unpaid(state: InvoiceState) -> bool:

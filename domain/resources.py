@@ -53,6 +53,7 @@ class Resource(msgspec.Struct, frozen=True, kw_only=True):
     external_id: str | None = None
     # e.g. {"experimentation": {"edgeConfigId": "ecfg_..."}}, kept as Vercel sent it
     protocol_settings: dict[str, object] | None = None
+    billing_hold: bool = False  # suspended by us for an unpaid invoice; resumed when nothing is unpaid any more
 
     @property
     def is_live(self) -> bool:

@@ -53,3 +53,10 @@ def landing(intent: SsoIntent, own_url_path: str | None) -> Landing:
     if intent.area is not None:
         return Landing.AREA
     return Landing.OVERVIEW
+
+
+def sso_link(url: str) -> str:
+    """An `sso:` link (auth.md 4): Vercel signs the user in first, then sends them to `url` on our side."""
+    if not url.startswith(("https://", "http://")):
+        raise ValueError("an sso: link wraps an absolute http(s) URL of ours")
+    return "sso:" + url

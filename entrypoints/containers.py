@@ -35,6 +35,8 @@ from domain.services.purchases import Purchases
 from domain.services.resources import Resources
 from domain.services.scheduled import ScheduledJobs
 from domain.services.transfers import Transfers
+from domain.services.webhooks import Webhooks
+from domain.sso import sso_link
 from ports.clock import SystemClock
 from ports.ids import RandomIds
 from ports.storage import Storage
@@ -134,6 +136,10 @@ async def open_vercel(settings: Settings) -> AsyncIterator[VercelClient]:
         await client.close()
 
 
+def billing_page_link(settings: Settings) -> str:
+    return sso_link(settings.public_url.rstrip("/") + "/dashboard/billing")
+
+
 class Core(containers.DeclarativeContainer):
     settings = providers.Dependency(instance_of=Settings)
     clock = providers.Singleton(SystemClock)
@@ -141,22 +147,30 @@ class Core(containers.DeclarativeContainer):
     catalog = providers.Singleton(load_catalog, settings.provided.products_file)
     storage = providers.Resource(open_storage, settings)
     ports = providers.Factory(Ports, storage=storage, catalog=catalog, clock=clock, ids=ids)
+    # Swap these two for your own: the integrator's provisioner, and the Vercel gateway.
+    provisioner = providers.Singleton(ExampleProvisioner)
+    vercel = providers.Resource(open_vercel, settings)
+    installations = providers.Factory(Installations, ports, provisioner)
+    webhooks = providers.Factory(
+        Webhooks, ports, vercel, provisioner, installations, billing_link=providers.Callable(billing_page_link, settings)
+    )
 
 
 class HttpContainer(containers.DeclarativeContainer):
     settings = providers.Dependency(instance_of=Settings)
     core = providers.Container(Core, settings=settings)
-    provisioner = providers.Singleton(ExampleProvisioner)
+    provisioner = core.provisioner
+    vercel = core.vercel
     token_verifier = providers.Resource(open_verifier, settings)
-    vercel = providers.Resource(open_vercel, settings)
     services = providers.Factory(
         Services,
-        installations=providers.Factory(Installations, core.ports, provisioner),
+        installations=core.installations,
         resources=providers.Factory(Resources, core.ports, provisioner),
         plans=providers.Factory(Plans, core.ports),
         purchases=providers.Factory(Purchases, core.ports, vercel),
         transfers=providers.Factory(Transfers, core.ports),
         notifications=providers.Factory(Notifications, core.ports),
+        webhooks=core.webhooks,
     )
 
 
@@ -165,13 +179,14 @@ class WorkerContainer(containers.DeclarativeContainer):
 
     settings = providers.Dependency(instance_of=Settings)
     core = providers.Container(Core, settings=settings)
-    vercel = providers.Resource(open_vercel, settings)
+    vercel = core.vercel
     usage = providers.Singleton(ExampleUsageSource, core.catalog)
     retry_policy = providers.Singleton(RetryPolicy, max_attempts=settings.provided.outbox_max_attempts)
     delivery = providers.Singleton(
         Delivery, core.ports, vercel, retry_policy, lease_seconds=settings.provided.outbox_lease_seconds
     )
     jobs = providers.Singleton(ScheduledJobs, core.ports, usage)
+    webhooks = core.webhooks
 
 
 async def preflight(settings: Settings) -> None:

@@ -21,6 +21,7 @@ def runtime_opener(container: HttpContainer) -> Callable[[], AbstractAsyncContex
                 services=await resolved(container.services()),
                 token_verifier=await resolved(container.token_verifier()),
                 storage=await resolved(container.core.storage()),
+                webhook_secret=container.settings().integration_client_secret,
             )
         finally:
             await resolved(container.shutdown_resources())

@@ -1,4 +1,5 @@
-"""The worker process: deliver the outbox to Vercel and run the scheduled jobs, until told to stop.
+"""The worker process: deliver the outbox to Vercel, apply stored webhook events the server left, and run the
+scheduled jobs, until told to stop.
 
 Several workers may share one PostgreSQL database (claims never overlap, job runs are recorded once); with
 SQLite run one. SIGTERM/SIGINT let the current round finish, then the process exits.
@@ -19,6 +20,7 @@ from config.settings import Settings
 from domain.errors import Unavailable
 from domain.services.delivery import Delivery
 from domain.services.scheduled import ScheduledJobs
+from domain.services.webhooks import Webhooks
 from entrypoints.containers import WorkerContainer, resolved
 from ports.storage import Storage
 
@@ -28,6 +30,7 @@ log = logging.getLogger("marketplace.worker")
 class WorkerParts(msgspec.Struct, frozen=True, kw_only=True):
     delivery: Delivery
     jobs: ScheduledJobs
+    webhooks: Webhooks
     storage: Storage
 
 
@@ -40,6 +43,7 @@ async def worker_parts(settings: Settings) -> AsyncIterator[WorkerParts]:
         yield WorkerParts(
             delivery=await resolved(container.delivery()),
             jobs=await resolved(container.jobs()),
+            webhooks=await resolved(container.webhooks()),
             storage=await resolved(container.core.storage()),
         )
     finally:
@@ -65,7 +69,8 @@ async def run_worker(settings: Settings, *, once: bool = False, stop: asyncio.Ev
                     if report.runs:
                         log.info("scheduled jobs queued messages: %s", report.runs)
                     next_jobs = time.monotonic() + settings.jobs_interval_seconds
-                delivered = await parts.delivery.deliver_due()
+                applied = await parts.webhooks.apply_pending()  # what the server stored but did not apply
+                delivered = await parts.delivery.deliver_due() + applied
             except Unavailable as exc:  # storage down: wait and try again, the work is all still stored
                 log.warning("worker round failed, retrying: %s", exc)
                 delivered = 0

@@ -13,9 +13,11 @@ from typing import Protocol, Self, TypeVar
 import msgspec
 
 from domain.installations import Installation, Lifecycle
+from domain.invoices import Invoice, InvoiceTransition
 from domain.outbox import OutboxCounts, OutboxEntry, OutboxMessage
 from domain.resources import Resource
 from domain.transfers import TransferClaim
+from domain.webhooks import StoredEvent
 
 T = TypeVar("T")
 
@@ -140,6 +142,47 @@ class JobRepository(Protocol):
         ...
 
 
+class InvoiceRepository(Protocol):
+    async def get(self, invoice_id: str) -> Invoice | None: ...
+
+    async def save(self, invoice: Invoice, transition: InvoiceTransition | None = None) -> None:
+        """Insert or replace; `transition` is appended to the invoice's history."""
+        ...
+
+    async def list_for_installation(self, installation_id: str) -> list[Invoice]:
+        """The installation's invoices, most recently changed first."""
+        ...
+
+    async def transitions(self, invoice_id: str) -> list[InvoiceTransition]:
+        """The invoice's history, oldest first."""
+        ...
+
+
+class WebhookEventRepository(Protocol):
+    """The inbox: verified deliveries, stored before they are acknowledged and applied from here."""
+
+    async def record(self, event: StoredEvent) -> bool:
+        """Insert; when the id is known, count one more delivery (delivery_count, last received) and return False."""
+        ...
+
+    async def hold(self, event_id: str) -> StoredEvent | None:
+        """The event, held until the unit of work ends together with every event of its installation, so that
+        an event is applied once and one installation's events one at a time, whichever process applies them."""
+        ...
+
+    async def applied(self, event_id: str, at: datetime, error: str | None = None) -> None:
+        """Mark it applied (error: why it had no effect or failed, for the event log)."""
+        ...
+
+    async def unapplied(self, limit: int) -> list[str]:
+        """Ids of events stored but not applied yet, by createdAt."""
+        ...
+
+    async def list_for_installation(self, installation_id: str, limit: int) -> list[StoredEvent]:
+        """The installation's events, most recent createdAt first (the dashboard's event log)."""
+        ...
+
+
 class UnitOfWork(Protocol):
     installations: InstallationRepository
     resources: ResourceRepository
@@ -148,6 +191,8 @@ class UnitOfWork(Protocol):
     balances: BalanceRepository
     outbox: OutboxRepository
     jobs: JobRepository
+    invoices: InvoiceRepository
+    webhook_events: WebhookEventRepository
 
     async def __aenter__(self) -> Self: ...
 

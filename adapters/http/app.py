@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -16,6 +17,7 @@ from litestar.openapi import OpenAPIConfig
 from adapters.http.auth import provide_caller, provide_request_key
 from adapters.http.errors import EXCEPTION_HANDLERS
 from adapters.http.partner_api import partner_api
+from adapters.http.webhooks import receive_webhook
 
 from domain.services import Services
 from domain.services.installations import Installations
@@ -23,6 +25,7 @@ from domain.services.plans import Plans
 from domain.services.purchases import Purchases
 from domain.services.resources import Resources
 from domain.services.transfers import Transfers
+from domain.services.webhooks import Webhooks
 from ports.storage import Storage
 from ports.tokens import TokenVerifier
 
@@ -35,6 +38,7 @@ class Runtime(msgspec.Struct, frozen=True, kw_only=True):
     services: Services
     token_verifier: TokenVerifier
     storage: Storage
+    webhook_secret: str  # the integration's client secret: it signs Vercel's webhook deliveries
 
 
 # One provider function per service: Litestar resolves them by parameter name (STYLE.md 2.4).
@@ -58,6 +62,10 @@ def _transfers(state: State) -> Transfers:
     return state.runtime.services.transfers
 
 
+def _webhooks(state: State) -> Webhooks:
+    return state.runtime.services.webhooks
+
+
 @get("/healthz", tags=["Operations"], summary="Liveness")
 async def healthz() -> dict[str, str]:
     return {"status": "ok"}
@@ -77,12 +85,20 @@ async def readyz(state: State) -> Response[dict[str, object]]:
     return Response({"status": "ok", "storage": "up", "outbox": msgspec.to_builtins(counts)}, status_code=200)
 
 
+async def _apply_left_over(webhooks: Webhooks) -> None:
+    try:
+        while await webhooks.apply_pending():
+            pass
+    except Exception:  # the worker will do it; the server serves regardless
+        log.exception("applying stored webhook events at start-up failed")
+
+
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
 async def require_json_body(request: Request) -> None:
     """A body must be JSON; Litestar would otherwise try to parse any content type as JSON."""
-    if request.method not in BODY_METHODS:
+    if request.method not in BODY_METHODS or request.url.path == "/webhook":  # the signature is checked first
         return
     if not await request.body():
         return
@@ -102,10 +118,13 @@ def create_app(
         async with open_runtime() as runtime:
             app.state.runtime = runtime
             app.state.token_verifier = runtime.token_verifier
+            # Events stored but never applied (this process died after acknowledging them) are applied now.
+            sweep = asyncio.create_task(_apply_left_over(runtime.services.webhooks))
             yield
+            await sweep
 
     return Litestar(
-        route_handlers=[partner_api, healthz, readyz],
+        route_handlers=[partner_api, receive_webhook, healthz, readyz],
         dependencies={
             "caller": Provide(provide_caller),
             "request_key": Provide(provide_request_key),
@@ -114,6 +133,7 @@ def create_app(
             "plans": Provide(_plans, sync_to_thread=False),
             "purchases": Provide(_purchases, sync_to_thread=False),
             "transfers": Provide(_transfers, sync_to_thread=False),
+            "webhooks": Provide(_webhooks, sync_to_thread=False),
         },
         before_request=require_json_body,
         exception_handlers=EXCEPTION_HANDLERS,

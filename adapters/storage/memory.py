@@ -15,9 +15,11 @@ from msgspec.structs import replace
 from adapters.storage.rows import LAST_ERROR_MAX, new_outbox_id
 from domain.errors import Conflict
 from domain.installations import Installation, Lifecycle
+from domain.invoices import Invoice, InvoiceTransition
 from domain.outbox import OutboxCounts, OutboxEntry, OutboxMessage, OutboxState
 from domain.resources import Resource
 from domain.transfers import TransferClaim
+from domain.webhooks import StoredEvent
 from ports.storage import Reply
 
 
@@ -42,6 +44,9 @@ class _Tables:
         self.outbox: dict[str, _OutboxRow] = {}
         self.outbox_seq = itertools.count(1)  # drawn at add, like a database sequence: a rollback leaves a gap
         self.job_runs: dict[tuple[str, str], datetime] = {}
+        self.invoices: dict[str, Invoice] = {}
+        self.invoice_transitions: dict[str, tuple[InvoiceTransition, ...]] = {}  # invoice id -> its history
+        self.webhook_events: dict[str, StoredEvent] = {}
 
 
 class _Staged:
@@ -256,6 +261,56 @@ class _Jobs:
         return True
 
 
+class _Invoices:
+    def __init__(self, tx: _Staged) -> None:
+        self.tx = tx
+
+    async def get(self, invoice_id: str) -> Invoice | None:
+        return self.tx.read("invoices", invoice_id)
+
+    async def save(self, invoice: Invoice, transition: InvoiceTransition | None = None) -> None:
+        self.tx.write("invoices", invoice.id, invoice)
+        if transition is not None:
+            history = self.tx.read("invoice_transitions", transition.invoice_id) or ()
+            self.tx.write("invoice_transitions", transition.invoice_id, (*history, transition))
+
+    async def list_for_installation(self, installation_id: str) -> list[Invoice]:
+        found = [i for i in self.tx.rows("invoices").values() if i.installation_id == installation_id]
+        return sorted(found, key=lambda i: (i.updated_at, i.id), reverse=True)
+
+    async def transitions(self, invoice_id: str) -> list[InvoiceTransition]:
+        return list(self.tx.read("invoice_transitions", invoice_id) or ())
+
+
+class _WebhookEvents:
+    def __init__(self, tx: _Staged) -> None:
+        self.tx = tx
+
+    async def record(self, event: StoredEvent) -> bool:
+        known = self.tx.read("webhook_events", event.id)
+        if known is None:
+            self.tx.write("webhook_events", event.id, event)
+            return True
+        self.tx.write("webhook_events", event.id, replace(known, delivery_count=known.delivery_count + 1))
+        return False
+
+    async def hold(self, event_id: str) -> StoredEvent | None:
+        # units of work already run one at a time (the storage lock)
+        return self.tx.read("webhook_events", event_id)
+
+    async def applied(self, event_id: str, at: datetime, error: str | None = None) -> None:
+        if (event := self.tx.read("webhook_events", event_id)) is not None:
+            self.tx.write("webhook_events", event_id, replace(event, applied_at=at, error=error))
+
+    async def unapplied(self, limit: int) -> list[str]:
+        waiting = [e for e in self.tx.rows("webhook_events").values() if e.applied_at is None]
+        return [e.id for e in sorted(waiting, key=lambda e: (e.created_at, e.id))][: max(limit, 0)]
+
+    async def list_for_installation(self, installation_id: str, limit: int) -> list[StoredEvent]:
+        found = [e for e in self.tx.rows("webhook_events").values() if e.installation_id == installation_id]
+        return sorted(found, key=lambda e: (e.created_at, e.id), reverse=True)[: max(limit, 0)]
+
+
 class MemoryUnitOfWork:
     def __init__(self, storage: MemoryStorage) -> None:
         self._storage = storage
@@ -267,6 +322,8 @@ class MemoryUnitOfWork:
         self.balances = _Balances(self._tx)
         self.outbox = _Outbox(self._tx)
         self.jobs = _Jobs(self._tx)
+        self.invoices = _Invoices(self._tx)
+        self.webhook_events = _WebhookEvents(self._tx)
 
     async def __aenter__(self) -> Self:
         await self._storage.lock.acquire()

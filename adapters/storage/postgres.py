@@ -3,7 +3,7 @@
 Semantics match the memory adapter (adapters/storage/memory.py), checked by tests/contract/. Concurrency
 comes from the database: `INSERT ... ON CONFLICT` for upserts and first-writer-wins inserts, and
 transaction-scoped advisory locks where a read must wait for another transaction's write (idempotency
-keys, balances) or where workers must not take the same outbox rows. Access tokens, resource secrets,
+keys, balances, an installation's webhook events) or where workers must not take the same outbox rows. Access tokens, resource secrets,
 stored replies and sensitive outbox messages are sealed with the cipher; a lost or refused connection
 surfaces as `Unavailable` (HTTP 503), and the pool reconnects by itself later.
 """
@@ -22,17 +22,21 @@ import msgspec
 from adapters.cipher import SecretCipher
 from adapters.storage.rows import CLAIM_COLUMNS, INSTALLATION_COLUMNS, RESOURCE_COLUMNS, SEALED, RowCodec, aad
 from adapters.storage.rows import LAST_ERROR_MAX, OUTBOX_COLUMNS, OUTBOX_INSERT_COLUMNS, leasable, new_outbox_id
+from adapters.storage.rows import INVOICE_COLUMNS, TRANSITION_COLUMNS, WEBHOOK_EVENT_COLUMNS
 from adapters.storage.rows import key_ids_in_use, open_reply, seal_reply
 from domain.errors import Conflict, Invalid, Unavailable
 from domain.installations import Installation, Lifecycle
+from domain.invoices import Invoice, InvoiceTransition
 from domain.outbox import OutboxCounts, OutboxEntry, OutboxMessage
 from domain.resources import Resource
 from domain.transfers import TransferClaim
+from domain.webhooks import StoredEvent
 from ports.storage import Reply
 
 PING_TIMEOUT_SECONDS = 5.0
 BALANCES_LOCK_CLASS = 0x6D71  # two-int advisory keys (class, hashtext(installation id)); see migrations.py
 OUTBOX_LOCK_CLASS = 0x6D72
+WEBHOOKS_LOCK_CLASS = 0x6D73
 
 _CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     OSError,  # refused, reset, timed out (TimeoutError is an OSError)
@@ -78,8 +82,12 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
     await conn.set_type_codec("jsonb", encoder=_json_text, decoder=msgspec.json.decode, schema="pg_catalog")
 
 
+def _params(count: int) -> str:
+    return ", ".join(f"${n}" for n in range(1, count + 1))
+
+
 def _upsert(table: str, columns: tuple[str, ...], key: str = "id") -> str:
-    values = ", ".join(f"${n}" for n in range(1, len(columns) + 1))
+    values = _params(len(columns))
     updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in columns if c != key)
     return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({values}) ON CONFLICT ({key}) DO UPDATE SET {updates}"
 
@@ -125,7 +133,7 @@ class _Resources:
     _all = f"SELECT {_columns} FROM resources WHERE installation_id = $1"
     _order = " ORDER BY created_at, id"
     _add = (
-        f"INSERT INTO resources ({_columns}) VALUES ({', '.join(f'${n}' for n in range(1, 15))}) "
+        f"INSERT INTO resources ({_columns}) VALUES ({_params(len(RESOURCE_COLUMNS))}) "
         "ON CONFLICT (id) DO NOTHING RETURNING id"
     )
     _save = _upsert("resources", RESOURCE_COLUMNS)
@@ -356,6 +364,87 @@ class _Jobs:
         return await self.uow.fetchval(self._claim, job, key, at) is not None
 
 
+class _Invoices:
+    _columns = ", ".join(INVOICE_COLUMNS)
+    _select = f"SELECT {_columns} FROM invoices WHERE id = $1"
+    _save = _upsert("invoices", INVOICE_COLUMNS)
+    _transition = (
+        f"INSERT INTO invoice_transitions ({', '.join(TRANSITION_COLUMNS)}) "
+        f"VALUES ({_params(len(TRANSITION_COLUMNS))})"
+    )
+    _list = (
+        f"SELECT {_columns} FROM invoices WHERE installation_id = $1 "
+        'ORDER BY updated_at DESC, id COLLATE "C" DESC'
+    )
+    _transitions = f"SELECT {', '.join(TRANSITION_COLUMNS)} FROM invoice_transitions WHERE invoice_id = $1 ORDER BY id"
+
+    def __init__(self, uow: PostgresUnitOfWork) -> None:
+        self.uow = uow
+
+    async def get(self, invoice_id: str) -> Invoice | None:
+        row = await self.uow.fetchrow(self._select, invoice_id)
+        return None if row is None else _rows.invoice(row)
+
+    async def save(self, invoice: Invoice, transition: InvoiceTransition | None = None) -> None:
+        await self.uow.execute(self._save, *_rows.invoice_row(invoice))
+        if transition is not None:
+            await self.uow.execute(self._transition, *_rows.transition_row(transition))
+
+    async def list_for_installation(self, installation_id: str) -> list[Invoice]:
+        return [_rows.invoice(row) for row in await self.uow.fetch(self._list, installation_id)]
+
+    async def transitions(self, invoice_id: str) -> list[InvoiceTransition]:
+        return [_rows.transition(row) for row in await self.uow.fetch(self._transitions, invoice_id)]
+
+
+class _WebhookEvents:
+    _columns = ", ".join(WEBHOOK_EVENT_COLUMNS)
+    # DO NOTHING waits for a concurrent insert of the id: counted as a redelivery once it commits
+    _insert = (
+        f"INSERT INTO webhook_events ({_columns}) VALUES ({_params(len(WEBHOOK_EVENT_COLUMNS))}) "
+        "ON CONFLICT (id) DO NOTHING RETURNING id"
+    )
+    _again = "UPDATE webhook_events SET delivery_count = delivery_count + 1, last_received_at = $2 WHERE id = $1"
+    _installation = "SELECT coalesce(installation_id, id) FROM webhook_events WHERE id = $1"
+    _lock = f"SELECT pg_advisory_xact_lock({WEBHOOKS_LOCK_CLASS}, hashtext($1))"
+    _held = f"SELECT {_columns} FROM webhook_events WHERE id = $1 FOR UPDATE"
+    _applied = "UPDATE webhook_events SET applied_at = $2, error = $3 WHERE id = $1"
+    _unapplied = 'SELECT id FROM webhook_events WHERE applied_at IS NULL ORDER BY created_at, id COLLATE "C" LIMIT $1'
+    _list = (
+        f"SELECT {_columns} FROM webhook_events WHERE installation_id = $1 "
+        'ORDER BY created_at DESC, id COLLATE "C" DESC LIMIT $2'
+    )
+
+    def __init__(self, uow: PostgresUnitOfWork) -> None:
+        self.uow = uow
+
+    async def record(self, event: StoredEvent) -> bool:
+        if await self.uow.fetchval(self._insert, *_rows.webhook_event_row(event)) is not None:
+            return True
+        await self.uow.execute(self._again, event.id, event.received_at)
+        return False
+
+    async def hold(self, event_id: str) -> StoredEvent | None:
+        # An event's installation never changes, so it can be read before the lock. The row is read again
+        # after the wait, in a statement of its own: it then shows an `applied_at` committed meanwhile.
+        key = await self.uow.fetchval(self._installation, event_id)
+        if key is None:
+            return None
+        await self.uow.execute(self._lock, key)
+        row = await self.uow.fetchrow(self._held, event_id)
+        return None if row is None else _rows.webhook_event(row)
+
+    async def applied(self, event_id: str, at: datetime, error: str | None = None) -> None:
+        await self.uow.execute(self._applied, event_id, at, error)
+
+    async def unapplied(self, limit: int) -> list[str]:
+        return [row["id"] for row in await self.uow.fetch(self._unapplied, max(limit, 0))]
+
+    async def list_for_installation(self, installation_id: str, limit: int) -> list[StoredEvent]:
+        rows = await self.uow.fetch(self._list, installation_id, max(limit, 0))
+        return [_rows.webhook_event(row) for row in rows]
+
+
 # Unit of work and storage
 
 
@@ -372,6 +461,8 @@ class PostgresUnitOfWork:
         self.balances = _Balances(self)
         self.outbox = _Outbox(self)
         self.jobs = _Jobs(self)
+        self.invoices = _Invoices(self)
+        self.webhook_events = _WebhookEvents(self)
 
     async def __aenter__(self) -> Self:
         with _unavailable_on_connection_error():

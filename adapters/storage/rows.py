@@ -16,9 +16,11 @@ import msgspec
 
 from adapters.cipher import SecretCipher
 from domain.installations import Credentials, Installation
+from domain.invoices import Invoice, InvoiceTransition
 from domain.outbox import OutboxEntry, OutboxMessage
 from domain.resources import Resource, Secret
 from domain.transfers import TransferClaim
+from domain.webhooks import StoredEvent
 
 
 def aad(*parts: str) -> bytes:
@@ -38,6 +40,7 @@ _INSTALLATION_JSON = ("account", "scopes", "accepted_policies", "notification")
 RESOURCE_COLUMNS = (
     "id", "installation_id", "product_id", "name", "metadata", "billing_plan_id", "status", "secrets_sealed",
     "secrets_key_id", "notification", "external_id", "protocol_settings", "created_at", "updated_at",
+    "billing_hold",
 )  # fmt: skip
 _RESOURCE_JSON = ("metadata", "notification", "protocol_settings")
 
@@ -56,6 +59,15 @@ OUTBOX_COLUMNS = (
     "attempts", "last_error", "state",
 )  # fmt: skip
 LAST_ERROR_MAX = 2000  # characters of a failed delivery's error kept
+
+INVOICE_COLUMNS = (
+    "id", "installation_id", "state", "external_id", "period_start", "period_end", "total", "test",
+    "failed_attempts", "notices", "refund_total", "refund_reason", "updated_at",
+)  # fmt: skip
+TRANSITION_COLUMNS = ("invoice_id", "event", "from_state", "to_state", "happened_at", "webhook_event_id")
+WEBHOOK_EVENT_COLUMNS = (
+    "id", "type", "installation_id", "created_at", "body", "delivery_count", "received_at", "applied_at", "error",
+)  # fmt: skip
 
 
 def new_outbox_id() -> str:
@@ -129,7 +141,7 @@ class RowCodec:
             resource.id, resource.installation_id, resource.product_id, resource.name, json(resource.metadata),
             resource.billing_plan_id, resource.status.value, sealed, key_id, json(resource.notification),
             resource.external_id, json(resource.protocol_settings), time(resource.created_at),
-            time(resource.updated_at),
+            time(resource.updated_at), resource.billing_hold,
         )  # fmt: skip
 
     def resource(self, row: Mapping[str, Any], cipher: SecretCipher) -> Resource:
@@ -138,6 +150,7 @@ class RowCodec:
         self._decode_json(fields, _RESOURCE_JSON)
         plaintext = cipher.open(key_id, sealed, aad("resources", row["id"]))
         fields["secrets"] = msgspec.json.decode(plaintext, type=tuple[Secret, ...])
+        fields["billing_hold"] = bool(fields["billing_hold"])  # SQLite: 0/1
         return msgspec.convert(fields, Resource)
 
     def claim_row(self, claim: TransferClaim) -> tuple[Any, ...]:
@@ -153,6 +166,39 @@ class RowCodec:
         self._decode_json(fields, _CLAIM_JSON)
         return msgspec.convert(fields, TransferClaim)
 
+    def invoice_row(self, invoice: Invoice) -> tuple[Any, ...]:
+        time = self._time
+        return (
+            invoice.id, invoice.installation_id, invoice.state.value, invoice.external_id,
+            time(invoice.period_start), time(invoice.period_end), invoice.total, invoice.test,
+            invoice.failed_attempts, invoice.notices, invoice.refund_total, invoice.refund_reason,
+            time(invoice.updated_at),
+        )  # fmt: skip
+
+    def invoice(self, row: Mapping[str, Any]) -> Invoice:
+        fields = {name: row[name] for name in INVOICE_COLUMNS}
+        fields["test"] = bool(fields["test"])  # SQLite: 0/1
+        return msgspec.convert(fields, Invoice)
+
+    def transition_row(self, transition: InvoiceTransition) -> tuple[Any, ...]:
+        return (
+            transition.invoice_id, transition.event.value,
+            transition.from_state.value if transition.from_state is not None else None, transition.to_state.value,
+            self._time(transition.happened_at), transition.webhook_event_id,
+        )  # fmt: skip
+
+    def transition(self, row: Mapping[str, Any]) -> InvoiceTransition:
+        return msgspec.convert({name: row[name] for name in TRANSITION_COLUMNS}, InvoiceTransition)
+
+    def webhook_event_row(self, event: StoredEvent) -> tuple[Any, ...]:
+        time = self._time
+        return (
+            event.id, event.type, event.installation_id, time(event.created_at), event.body, event.delivery_count,
+            time(event.received_at), time(event.applied_at), event.error,
+        )  # fmt: skip
+
+    def webhook_event(self, row: Mapping[str, Any]) -> StoredEvent:
+        return msgspec.convert({name: row[name] for name in WEBHOOK_EVENT_COLUMNS}, StoredEvent)
 
     def outbox_row(
         self, entry_id: str, installation_id: str, message: OutboxMessage, at: datetime, cipher: SecretCipher

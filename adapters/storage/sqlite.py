@@ -23,12 +23,15 @@ import msgspec
 from adapters.cipher import SecretCipher
 from adapters.storage.rows import CLAIM_COLUMNS, INSTALLATION_COLUMNS, RESOURCE_COLUMNS, SEALED, RowCodec, aad
 from adapters.storage.rows import LAST_ERROR_MAX, OUTBOX_COLUMNS, OUTBOX_INSERT_COLUMNS, leasable, new_outbox_id
+from adapters.storage.rows import INVOICE_COLUMNS, TRANSITION_COLUMNS, WEBHOOK_EVENT_COLUMNS
 from adapters.storage.rows import key_ids_in_use, open_reply, seal_reply
 from domain.errors import Conflict, Unavailable
 from domain.installations import Installation, Lifecycle
+from domain.invoices import Invoice, InvoiceTransition
 from domain.outbox import OutboxCounts, OutboxEntry, OutboxMessage
 from domain.resources import Resource
 from domain.transfers import TransferClaim
+from domain.webhooks import StoredEvent
 from ports.storage import Reply
 
 BUSY_TIMEOUT_MS = 10_000
@@ -120,7 +123,10 @@ class _Resources:
     _live = f"SELECT {_columns} FROM resources WHERE installation_id = ? AND status <> 'uninstalled'"
     _all = f"SELECT {_columns} FROM resources WHERE installation_id = ?"
     _order = " ORDER BY created_at, id"
-    _add = f"INSERT INTO resources ({_columns}) VALUES ({', '.join('?' * 14)}) ON CONFLICT (id) DO NOTHING"
+    _add = (
+        f"INSERT INTO resources ({_columns}) VALUES ({', '.join('?' * len(RESOURCE_COLUMNS))}) "
+        "ON CONFLICT (id) DO NOTHING"
+    )
     _save = _upsert("resources", RESOURCE_COLUMNS)
 
     def __init__(self, uow: SqliteUnitOfWork) -> None:
@@ -321,6 +327,76 @@ class _Jobs:
         return await self.uow.execute(self._claim, (job, key, _time(at))) == 1
 
 
+class _Invoices:
+    _columns = ", ".join(INVOICE_COLUMNS)
+    _select = f"SELECT {_columns} FROM invoices WHERE id = ?"
+    _save = _upsert("invoices", INVOICE_COLUMNS)
+    _transition = (
+        f"INSERT INTO invoice_transitions ({', '.join(TRANSITION_COLUMNS)}) "
+        f"VALUES ({', '.join('?' * len(TRANSITION_COLUMNS))})"
+    )
+    _list = f"SELECT {_columns} FROM invoices WHERE installation_id = ? ORDER BY updated_at DESC, id DESC"
+    _transitions = f"SELECT {', '.join(TRANSITION_COLUMNS)} FROM invoice_transitions WHERE invoice_id = ? ORDER BY id"
+
+    def __init__(self, uow: SqliteUnitOfWork) -> None:
+        self.uow = uow
+
+    async def get(self, invoice_id: str) -> Invoice | None:
+        row = await self.uow.fetchone(self._select, (invoice_id,))
+        return None if row is None else _rows.invoice(row)
+
+    async def save(self, invoice: Invoice, transition: InvoiceTransition | None = None) -> None:
+        await self.uow.execute(self._save, _rows.invoice_row(invoice))
+        if transition is not None:
+            await self.uow.execute(self._transition, _rows.transition_row(transition))
+
+    async def list_for_installation(self, installation_id: str) -> list[Invoice]:
+        return [_rows.invoice(row) for row in await self.uow.fetchall(self._list, (installation_id,))]
+
+    async def transitions(self, invoice_id: str) -> list[InvoiceTransition]:
+        return [_rows.transition(row) for row in await self.uow.fetchall(self._transitions, (invoice_id,))]
+
+
+class _WebhookEvents:
+    _columns = ", ".join(WEBHOOK_EVENT_COLUMNS)
+    _insert = (
+        f"INSERT INTO webhook_events ({_columns}) VALUES ({', '.join('?' * len(WEBHOOK_EVENT_COLUMNS))}) "
+        "ON CONFLICT (id) DO NOTHING"
+    )
+    _again = "UPDATE webhook_events SET delivery_count = delivery_count + 1, last_received_at = ? WHERE id = ?"
+    _select = f"SELECT {_columns} FROM webhook_events WHERE id = ?"
+    _applied = "UPDATE webhook_events SET applied_at = ?, error = ? WHERE id = ?"
+    _unapplied = "SELECT id FROM webhook_events WHERE applied_at IS NULL ORDER BY created_at, id LIMIT ?"
+    _list = (
+        f"SELECT {_columns} FROM webhook_events WHERE installation_id = ? ORDER BY created_at DESC, id DESC LIMIT ?"
+    )
+
+    def __init__(self, uow: SqliteUnitOfWork) -> None:
+        self.uow = uow
+
+    async def record(self, event: StoredEvent) -> bool:
+        if await self.uow.execute(self._insert, _rows.webhook_event_row(event)) == 1:
+            return True
+        await self.uow.execute(self._again, (_time(event.received_at), event.id))
+        return False
+
+    async def hold(self, event_id: str) -> StoredEvent | None:
+        # Every unit of work is a write transaction from its start (BEGIN IMMEDIATE): nobody else applies
+        # events until this one ends.
+        row = await self.uow.fetchone(self._select, (event_id,))
+        return None if row is None else _rows.webhook_event(row)
+
+    async def applied(self, event_id: str, at: datetime, error: str | None = None) -> None:
+        await self.uow.execute(self._applied, (_time(at), error, event_id))
+
+    async def unapplied(self, limit: int) -> list[str]:
+        return [row["id"] for row in await self.uow.fetchall(self._unapplied, (max(limit, 0),))]
+
+    async def list_for_installation(self, installation_id: str, limit: int) -> list[StoredEvent]:
+        rows = await self.uow.fetchall(self._list, (installation_id, max(limit, 0)))
+        return [_rows.webhook_event(row) for row in rows]
+
+
 # Unit of work and storage
 
 
@@ -337,6 +413,8 @@ class SqliteUnitOfWork:
         self.balances = _Balances(self)
         self.outbox = _Outbox(self)
         self.jobs = _Jobs(self)
+        self.invoices = _Invoices(self)
+        self.webhook_events = _WebhookEvents(self)
 
     async def __aenter__(self) -> Self:
         await self._storage.lock.acquire()

@@ -10,6 +10,7 @@ from domain.services.plans import Plans
 from domain.services.purchases import Purchases
 from domain.services.resources import Resources
 from domain.services.transfers import Transfers
+from domain.services.webhooks import Webhooks
 
 
 class Services(msgspec.Struct, frozen=True, kw_only=True):
@@ -21,3 +22,4 @@ class Services(msgspec.Struct, frozen=True, kw_only=True):
     purchases: Purchases
     transfers: Transfers
     notifications: Notifications
+    webhooks: Webhooks

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import msgspec
 from msgspec.structs import replace
 
@@ -12,6 +14,7 @@ from domain.resources import ResourceStatus
 from domain.roles import Action, Caller, authorize
 from domain.services.common import Ports, RequestKey, active_installation, once
 from ports.provisioner import ResourceProvisioner
+from ports.storage import UnitOfWork
 
 
 class InstallationView(msgspec.Struct, frozen=True, kw_only=True):
@@ -94,6 +97,31 @@ class Installations:
             await once(uow, installation_id, key, type(None), work)
             await uow.commit()
 
+    async def uninstall_in(self, uow: UnitOfWork, installation: Installation, *, cascade: bool, at: datetime) -> bool:
+        """Uninstall an active installation within the caller's unit of work; True when it is finalized at once
+        (nothing can be billed any more: its access token is forgotten too), False when it waits pending deletion
+        for its final invoices (the worker finalizes it)."""
+        resources = await uow.resources.list_live(installation.id)
+        if cascade:
+            for resource in resources:
+                await self.provisioner.deprovision(resource)
+                await uow.resources.save(replace(resource, status=ResourceStatus.UNINSTALLED, updated_at=at))
+        plan_ids = {r.billing_plan_id for r in resources}
+        if installation.billing_plan_id:
+            plan_ids.add(installation.billing_plan_id)
+        plans = [self.ports.catalog.plan(p) for p in plan_ids]
+        finalized = all(plan is not None and plan.is_free for plan in plans)
+        await uow.installations.save(
+            replace(
+                installation,
+                lifecycle=Lifecycle.FINALIZED if finalized else Lifecycle.PENDING_DELETION,
+                credentials=None if finalized else installation.credentials,
+                updated_at=at,
+                deleted_at=at,
+            )
+        )
+        return finalized
+
     async def uninstall(
         self, caller: Caller, installation_id: str, cascade: bool, key: RequestKey | None
     ) -> Uninstalled:
@@ -107,25 +135,7 @@ class Installations:
                 installation = await uow.installations.get(installation_id)
                 if installation is None or not installation.is_active:
                     return Uninstalled(finalized=None)
-                resources = await uow.resources.list_live(installation_id)
-                if cascade:
-                    for resource in resources:
-                        await self.provisioner.deprovision(resource)
-                        await uow.resources.save(replace(resource, status=ResourceStatus.UNINSTALLED, updated_at=now))
-                plan_ids = {r.billing_plan_id for r in resources}
-                if installation.billing_plan_id:
-                    plan_ids.add(installation.billing_plan_id)
-                plans = [self.ports.catalog.plan(p) for p in plan_ids]
-                finalized = all(plan is not None and plan.is_free for plan in plans)
-                await uow.installations.save(
-                    replace(
-                        installation,
-                        lifecycle=Lifecycle.FINALIZED if finalized else Lifecycle.PENDING_DELETION,
-                        updated_at=now,
-                        deleted_at=now,
-                    )
-                )
-                return Uninstalled(finalized=finalized)
+                return Uninstalled(finalized=await self.uninstall_in(uow, installation, cascade=cascade, at=now))
 
             outcome = await once(uow, installation_id, key, Uninstalled, work)
             await uow.commit()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from msgspec.structs import replace
 
 from domain.installations import Installation
@@ -9,6 +11,7 @@ from domain.notifications import Notification
 from domain.outbox import SetInstallationNotification
 from domain.roles import Action, Caller, authorize
 from domain.services.common import Ports, active_installation
+from ports.storage import UnitOfWork
 
 
 class Notifications:
@@ -23,11 +26,16 @@ class Notifications:
             authorize(caller, Action.SET_NOTIFICATION, installation_id)
         async with self.ports.storage.unit_of_work() as uow:
             installation = await active_installation(uow, installation_id)
-            if installation.notification == notification:
-                return installation
-            now = self.ports.clock.now()
-            installation = replace(installation, notification=notification, updated_at=now)
-            await uow.installations.save(installation)
-            await uow.outbox.add(installation_id, SetInstallationNotification(notification=notification), now)
+            installation = await show(uow, installation, notification, self.ports.clock.now())
             await uow.commit()
         return installation
+
+
+async def show(uow: UnitOfWork, installation: Installation, notification: Notification | None, at: datetime) -> Installation:
+    """Within the caller's unit of work: keep the notification and owe it to Vercel, unless it is already shown."""
+    if installation.notification == notification:
+        return installation
+    installation = replace(installation, notification=notification, updated_at=at)
+    await uow.installations.save(installation)
+    await uow.outbox.add(installation.id, SetInstallationNotification(notification=notification), at)
+    return installation

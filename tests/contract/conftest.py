@@ -39,6 +39,13 @@ async def postgres_dsn() -> AsyncIterator[str]:
 
 
 @pytest.fixture
+async def own_postgres_dsn() -> AsyncIterator[str]:
+    """A database of the test's own, dropped afterwards."""
+    async with scratch_database() as dsn:
+        yield dsn
+
+
+@pytest.fixture
 async def memory_storage() -> AsyncIterator[MemoryStorage]:
     storage = MemoryStorage()
     yield storage
@@ -55,7 +62,17 @@ async def sqlite_storage(tmp_path: Path, cipher: SecretCipher) -> AsyncIterator[
 
 
 @pytest.fixture
-async def postgres_storage(postgres_dsn: str, cipher: SecretCipher) -> AsyncIterator[PostgresStorage]:
+async def postgres_storage(
+    request: pytest.FixtureRequest, postgres_dsn: str, cipher: SecretCipher
+) -> AsyncIterator[PostgresStorage]:
+    """The session's database; a database of the test's own for modules marked `own_database` (their tests
+    read every row of a table: the outbox's claims, the unapplied webhook events)."""
+    if request.node.get_closest_marker("own_database"):
+        async with scratch_database() as dsn:
+            storage = await PostgresStorage.open(dsn, cipher)
+            yield storage
+            await storage.close()
+        return
     storage = await PostgresStorage.open(postgres_dsn, cipher)
     yield storage
     await storage.close()

@@ -272,6 +272,21 @@ async def test_resource_save_replaces_and_can_move_installation(storage: Storage
         assert await uow.resources.list_live(target.id) == [moved]
 
 
+async def test_resource_billing_hold_round_trips(storage: Storage) -> None:
+    installation = await new_installation(storage)
+    held = a_resource(installation.id, status=ResourceStatus.SUSPENDED, billing_hold=True)
+    await saved(storage, held)
+    async with storage.unit_of_work() as uow:
+        assert await uow.resources.get(installation.id, held.id) == held
+        assert await uow.resources.list_all(installation.id) == [held]
+    released = replace(held, status=ResourceStatus.READY, billing_hold=False, updated_at=NOW + timedelta(hours=1))
+    async with storage.unit_of_work() as uow:
+        await uow.resources.save(released)
+        await uow.commit()
+    async with storage.unit_of_work() as uow:
+        assert await uow.resources.list_live(installation.id) == [released]
+
+
 async def test_list_live_is_oldest_first_without_uninstalled(storage: Storage) -> None:
     installation = await new_installation(storage)
     other = await new_installation(storage)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -14,7 +13,8 @@ import aiohttp
 import pytest
 
 from adapters.cipher import generate_key_text
-from tests.e2e.test_cli import SCRIPT, free_port
+from tests.e2e.conftest import serve_process
+from tests.e2e.test_cli import free_port
 from tests.http.conftest import provision_body, upsert_body
 from tests.support.postgres import scratch_database
 from tests.support.tokens import AUDIENCE, TokenKit
@@ -35,24 +35,6 @@ async def storage_env(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIt
             yield {"STORAGE_BACKEND": "postgres", "DATABASE_URL": dsn, "SECRETS_KEY": generate_key_text()}
 
 
-async def start(env: dict[str, str], port: int, cwd: Path) -> subprocess.Popen:
-    process = subprocess.Popen(
-        [SCRIPT, "serve", "--port", str(port)], env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    async with aiohttp.ClientSession() as session:
-        for _ in range(300):
-            try:
-                async with session.get(f"http://127.0.0.1:{port}/readyz") as reply:
-                    if reply.status == 200:
-                        return process
-            except aiohttp.ClientError:
-                pass
-            if process.poll() is not None:
-                raise AssertionError("serve exited during start-up")
-            await asyncio.sleep(0.1)
-    raise AssertionError("serve did not become ready")
-
-
 async def test_every_acknowledged_write_survives_sigkill(
     kit: TokenKit, storage_env: dict[str, str], tmp_path: Path
 ) -> None:
@@ -61,7 +43,7 @@ async def test_every_acknowledged_write_survives_sigkill(
     base = f"http://127.0.0.1:{port}"
     installation = "icfg_durability0000000000001"
     admin = {"Authorization": f"Bearer {kit.user_token(installation)}", "X-Vercel-Auth": "user"}
-    process = await start(env, port, tmp_path)
+    process = await serve_process(env, port, tmp_path)
     acknowledged: list[str] = []
     try:
         async with aiohttp.ClientSession() as session:
@@ -91,7 +73,7 @@ async def test_every_acknowledged_write_survives_sigkill(
         process.wait()
     assert len(acknowledged) >= 50
 
-    process = await start(env, port, tmp_path)
+    process = await serve_process(env, port, tmp_path)
     try:
         system = {"Authorization": f"Bearer {kit.system_token(installation)}", "X-Vercel-Auth": "system"}
         async with aiohttp.ClientSession() as session:

@@ -10,64 +10,23 @@ import os
 import signal
 import subprocess
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-import pytest
-
-from adapters.cipher import SecretCipher, generate_key_text, load_or_create_key_file, parse_keys
-from adapters.storage.migrations import migrate_sqlite
+from adapters.cipher import SecretCipher, generate_key_text, parse_keys
 from adapters.storage.postgres import PostgresStorage
-from adapters.storage.sqlite import SqliteStorage
 from domain.outbox import AnnounceChange, OutboxCounts, OutboxState
 from domain.periods import billing_month
 from domain.resources import Resource, ResourceStatus, Secret
 from ports.storage import Storage
+from tests.e2e.conftest import Backend, sqlite_backend
 from tests.e2e.test_cli import SCRIPT
 from tests.support.fake_vercel import Call, FakeVercel
 from tests.support.postgres import scratch_database
 from tests.worker.conftest import an_installation
 
 EMPTY = OutboxCounts(pending=0, retrying=0, dead=0)
-
-
-@dataclass
-class Backend:
-    env: dict[str, str]  # what a worker process needs to open the same database with the same key
-    storage: Storage  # the test's own handle on it
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeVercel]:
-    fake = FakeVercel()
-    await fake.start()
-    yield fake
-    await fake.stop()
-
-
-async def sqlite_backend(path: Path) -> Backend:
-    """A migrated SQLite file; its key file is created beside it, where the process finds it too."""
-    await migrate_sqlite(path)
-    cipher = SecretCipher(load_or_create_key_file(f"{path}.key"))
-    # SECRETS_KEY empty counts as unset, so an outer environment cannot override the key file
-    env = {"STORAGE_BACKEND": "sqlite", "DATABASE_URL": str(path), "SECRETS_KEY": ""}
-    return Backend(env=env, storage=await SqliteStorage.open(path, cipher))
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
-    if request.param == "sqlite":
-        opened = await sqlite_backend(tmp_path / "worker.db")
-        yield opened
-        await opened.storage.close()
-    else:
-        async with scratch_database() as dsn:
-            key = generate_key_text()
-            storage = await PostgresStorage.open(dsn, SecretCipher(parse_keys(key)))
-            yield Backend(env={"STORAGE_BACKEND": "postgres", "DATABASE_URL": dsn, "SECRETS_KEY": key}, storage=storage)
-            await storage.close()
 
 
 def worker_env(fake: FakeVercel, backend: Backend, **settings: str) -> dict[str, str]:

@@ -1,0 +1,243 @@
+"""Vercel's webhook events: stored before they are acknowledged (the inbox), then applied exactly once.
+
+Applying an event holds it, and every event of its installation, for the length of one unit of work; the
+event is marked applied in that same unit of work as its effects. So whichever process applies it (the server
+right after the acknowledgement, the worker, the next start), and however often Vercel delivers it, its
+effects happen once. Invoice events move the invoice by their `createdAt`, never backwards.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+
+from msgspec.structs import replace
+
+from domain.errors import DomainError, Unavailable
+from domain.installations import Installation
+from domain.invoices import Invoice, InvoiceEvent, InvoiceState, InvoiceTransition, take, unpaid
+from domain.notifications import Level, Notification
+from domain.outbox import SetResourceStatus
+from domain.resources import Resource, ResourceStatus
+from domain.services.common import Ports
+from domain.services.installations import Installations
+from domain.services.notifications import show
+from domain.webhooks import INVOICE_EVENTS, MEMBER_CHANGED, REMOVED, InvoiceNotice, StoredEvent, invoice_notice, payload_of
+from ports.provisioner import ResourceProvisioner
+from ports.storage import UnitOfWork
+from ports.vercel import VercelGateway
+
+log = logging.getLogger("marketplace.webhooks")
+
+NEVER = datetime.min.replace(tzinfo=UTC)
+# The events after which we ask Vercel whether the invoice really is unpaid before suspending anything.
+CONFIRMED_BEFORE_SUSPENDING = (InvoiceEvent.NOT_PAID, InvoiceEvent.OVERDUE)
+
+
+class Webhooks:
+    def __init__(
+        self,
+        ports: Ports,
+        vercel: VercelGateway,
+        provisioner: ResourceProvisioner,
+        installations: Installations,
+        *,
+        billing_link: str,
+    ) -> None:
+        self.ports = ports
+        self.vercel = vercel
+        self.provisioner = provisioner
+        self.installations = installations
+        self.billing_link = billing_link  # an sso: link to our billing page, for payment notifications
+
+    async def receive(self, event: StoredEvent) -> bool:
+        """Store a verified event before it is acknowledged; False when it was delivered before."""
+        async with self.ports.storage.unit_of_work() as uow:
+            new = await uow.webhook_events.record(event)
+            await uow.commit()
+        log.info("webhook %s (%s) for %s %s", event.id, event.type, event.installation_id or "no installation",
+                 "stored" if new else "delivered again: already stored")
+        return new
+
+    async def apply_pending(self, limit: int = 100) -> int:
+        """Apply what was stored but not applied yet (after a crash, or events the server left); how many."""
+        async with self.ports.storage.unit_of_work() as uow:
+            pending = await uow.webhook_events.unapplied(limit)
+        return sum([await self.apply(event_id) for event_id in pending])
+
+    async def apply(self, event_id: str) -> bool:
+        """Apply one stored event unless it was applied already; True when this call applied it."""
+        async with self.ports.storage.unit_of_work() as uow:
+            event = await uow.webhook_events.hold(event_id)
+            installation = await uow.installations.get(event.installation_id) if event and event.installation_id else None
+        if event is None or event.applied_at is not None:
+            return False
+        confirmed = await self._vercel_state(event, installation)
+        try:
+            async with self.ports.storage.unit_of_work() as uow:
+                event = await uow.webhook_events.hold(event_id)
+                if event is None or event.applied_at is not None:
+                    return False  # another process applied it meanwhile
+                note = await self._dispatch(uow, event, confirmed)
+                await uow.webhook_events.applied(event_id, self.ports.clock.now(), note)
+                await uow.commit()
+        except Unavailable:
+            raise  # storage or Vercel down: the event stays unapplied and is tried again
+        except DomainError as exc:  # the event cannot have an effect (a malformed payload): say why, once
+            note = f"{type(exc).__name__}: {exc}"
+            async with self.ports.storage.unit_of_work() as uow:
+                await uow.webhook_events.applied(event_id, self.ports.clock.now(), note)
+                await uow.commit()
+        log.info("webhook %s (%s) applied%s", event_id, event.type, f": {note}" if note else "")
+        return True
+
+    async def _vercel_state(self, event: StoredEvent, installation: Installation | None) -> InvoiceState | None:
+        """Before suspending for an unpaid invoice, ask Vercel (outside any transaction) what it says now."""
+        step = INVOICE_EVENTS.get(event.type)
+        if step not in CONFIRMED_BEFORE_SUSPENDING or installation is None or installation.credentials is None:
+            return None
+        try:
+            snapshot = await self.vercel.get_invoice(installation, invoice_notice(payload_of(event)).invoice_id)
+        except (Unavailable, DomainError) as exc:
+            log.warning("webhook %s: could not confirm the invoice with Vercel (%s); going by the event", event.id, exc)
+            return None
+        return snapshot.state if snapshot is not None else None
+
+    async def _dispatch(self, uow: UnitOfWork, event: StoredEvent, confirmed: InvoiceState | None) -> str | None:
+        """Apply the event's effects in `uow`; the returned note (why nothing happened) goes to the event log."""
+        step = INVOICE_EVENTS.get(event.type)
+        if step is None and event.type not in REMOVED:
+            if event.type == MEMBER_CHANGED:
+                return "recorded: member roles are read from each SSO token, nothing is kept to change"
+            return f"no action for {event.type}: recorded"
+        installation = await uow.installations.get(event.installation_id) if event.installation_id else None
+        if installation is None:
+            return "unknown installation: recorded, no effect"
+        if step is not None:
+            return await self._invoice_event(uow, event, installation, step, confirmed)
+        return await self._removed(uow, installation, event)
+
+    # ------------------------------------------------------------ invoices
+
+    async def _invoice_event(
+        self,
+        uow: UnitOfWork,
+        event: StoredEvent,
+        installation: Installation,
+        step: InvoiceEvent,
+        confirmed: InvoiceState | None,
+    ) -> str | None:
+        notice = invoice_notice(payload_of(event))
+        known = await uow.invoices.get(notice.invoice_id)
+        if known is not None and known.installation_id != installation.id:
+            return f"invoice {notice.invoice_id} belongs to another installation: no effect"
+        before = known or Invoice(
+            id=notice.invoice_id, installation_id=installation.id, state=InvoiceState.PENDING, updated_at=NEVER
+        )
+        after = take(_with_details(before, notice, step), step, event.created_at)
+        moved = known is None or after.state is not before.state
+        transition = InvoiceTransition(
+            invoice_id=after.id,
+            event=step,
+            from_state=known.state if known else None,
+            to_state=after.state,
+            happened_at=event.created_at,
+            webhook_event_id=event.id,
+        ) if moved else None
+        await uow.invoices.save(after, transition)
+        if confirmed is not None and not unpaid(confirmed) and unpaid(after.state):
+            log.warning("invoice %s: the event says %s but Vercel says %s; nothing is suspended",
+                        after.id, after.state.value, confirmed.value)
+        await self._settle(uow, installation, after, step, moved, confirmed)
+        return None if moved else f"stale or repeated {step.value}: the invoice stays {after.state.value}"
+
+    async def _settle(
+        self,
+        uow: UnitOfWork,
+        installation: Installation,
+        invoice: Invoice,
+        step: InvoiceEvent,
+        moved: bool,
+        confirmed: InvoiceState | None,
+    ) -> None:
+        """Make resources and the notification match the installation's invoices as they now stand."""
+        now = self.ports.clock.now()
+        owing = [
+            i for i in await uow.invoices.list_for_installation(installation.id)
+            if unpaid(i.state) and not (i.id == invoice.id and confirmed is not None and not unpaid(confirmed))
+        ]
+        if owing:
+            await self._hold_resources(uow, installation, now)
+            await show(uow, installation, self._unpaid_notice(owing), now)
+            return
+        await self._release_resources(uow, installation, now)
+        if moved and step is InvoiceEvent.REFUNDED and invoice.state is InvoiceState.REFUNDED:
+            await show(uow, installation, _refund_notice(invoice), now)
+        elif installation.notification is not None and installation.notification.href == self.billing_link:
+            await show(uow, installation, None, now)  # ours, about payment: nothing is unpaid any more
+
+    def _unpaid_notice(self, owing: list[Invoice]) -> Notification:
+        worst = max(owing, key=lambda i: (i.state is InvoiceState.OVERDUE, i.failed_attempts))
+        label = worst.external_id or worst.id
+        amount = f" ({worst.total} USD)" if worst.total else ""
+        if worst.state is InvoiceState.OVERDUE:
+            title = "Invoice overdue: resources suspended"
+            message = f"Invoice {label}{amount} is overdue after {worst.failed_attempts} failed payment attempt(s)."
+        else:
+            title = "Payment failed: resources suspended"
+            message = f"Payment attempt {worst.failed_attempts} for invoice {label}{amount} failed."
+        more = f" {len(owing) - 1} other invoice(s) are unpaid too." if len(owing) > 1 else ""
+        return Notification(
+            level=Level.ERROR,
+            title=title,
+            message=f"{message}{more} Update the payment method to resume them.",
+            href=self.billing_link,
+        )
+
+    async def _hold_resources(self, uow: UnitOfWork, installation: Installation, at: datetime) -> None:
+        for resource in await uow.resources.list_live(installation.id):
+            if resource.status is not ResourceStatus.SUSPENDED:
+                await self._set_status(uow, resource, ResourceStatus.SUSPENDED, hold=True, at=at)
+
+    async def _release_resources(self, uow: UnitOfWork, installation: Installation, at: datetime) -> None:
+        for resource in await uow.resources.list_live(installation.id):
+            if resource.billing_hold:
+                await self._set_status(uow, resource, ResourceStatus.READY, hold=False, at=at)
+
+    async def _set_status(
+        self, uow: UnitOfWork, resource: Resource, status: ResourceStatus, *, hold: bool, at: datetime
+    ) -> None:
+        after = replace(resource, status=status, billing_hold=hold, updated_at=at)
+        await self.provisioner.reconfigure(resource, after)  # the real thing stops (or starts) serving
+        await uow.resources.save(after)
+        await uow.outbox.add(resource.installation_id, SetResourceStatus(resource_id=resource.id, status=status), at)
+
+    # ------------------------------------------------------------ the installation removed on Vercel's side
+
+    async def _removed(self, uow: UnitOfWork, installation: Installation, event: StoredEvent) -> str | None:
+        if not installation.is_active:
+            return f"the installation is already {installation.lifecycle.value}: no effect"
+        finalized = await self.installations.uninstall_in(uow, installation, cascade=True, at=self.ports.clock.now())
+        return None if finalized else "uninstalled; final invoices are still owed, the worker finalizes it"
+
+
+def _with_details(invoice: Invoice, notice: InvoiceNotice, step: InvoiceEvent) -> Invoice:
+    """Fill in what the notice tells about the invoice; facts already known are kept."""
+    invoice = replace(
+        invoice,
+        external_id=invoice.external_id or notice.external_id,
+        period_start=invoice.period_start or notice.period_start,
+        period_end=invoice.period_end or notice.period_end,
+        total=invoice.total or notice.total,
+        test=invoice.test or notice.test,
+    )
+    if step is InvoiceEvent.REFUNDED:
+        invoice = replace(invoice, refund_total=notice.refund_amount, refund_reason=notice.refund_reason)
+    return invoice
+
+
+def _refund_notice(invoice: Invoice) -> Notification:
+    amount = f"{invoice.refund_total} USD" if invoice.refund_total else "A refund"
+    reason = f": {invoice.refund_reason}" if invoice.refund_reason else ""
+    label = invoice.external_id or invoice.id
+    return Notification(level=Level.INFO, title="Invoice refunded", message=f"{amount} of invoice {label} was refunded{reason}.")
