@@ -65,6 +65,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     token_leeway_seconds: float = 30.0
     # Vercel's docs say .../experimentation/edge-config, its SDK .../global-config
     experimentation_config_segment: Literal["edge-config", "global-config"] = "edge-config"
+    session_hours: float = 8.0  # how long a dashboard sign-in lasts
     outbox_max_attempts: int = 10  # failed deliveries before a message is dead-lettered
     outbox_lease_seconds: float = 120.0  # how long a worker holds messages it took for delivery
     worker_poll_seconds: float = 1.0  # idle pause between outbox rounds
@@ -95,6 +96,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             value = getattr(self, name)
             if not 0 <= value < float("inf"):  # also refuses NaN
                 raise ConfigError(f"{_variable(name)} must be a number of seconds, 0 or more")
+        if not 0 < self.session_hours <= 24 * 30:
+            raise ConfigError("SESSION_HOURS must be a number of hours above 0, at most 720")
         for name in ("outbox_lease_seconds", "worker_poll_seconds", "jobs_interval_seconds"):
             if not 0 < getattr(self, name) < float("inf"):
                 raise ConfigError(f"{_variable(name)} must be a number of seconds above 0")
@@ -144,6 +147,7 @@ _EXPECTED = {
     "jwks_refetch_seconds": "must be a number of seconds, 0 or more",
     "token_leeway_seconds": "must be a number of seconds, 0 or more",
     "experimentation_config_segment": "must be edge-config or global-config",
+    "session_hours": "must be a number of hours above 0, at most 720",
     "outbox_max_attempts": "must be a whole number from 1 to 1000",
     "outbox_lease_seconds": "must be a number of seconds above 0",
     "worker_poll_seconds": "must be a number of seconds above 0",

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import enum
+import hashlib
+from datetime import datetime
+from urllib.parse import urlencode
 
 import msgspec
+
+from domain.roles import AuthStyle, Caller, Role
 
 
 class Area(enum.Enum):
@@ -44,6 +49,8 @@ def landing(intent: SsoIntent, own_url_path: str | None) -> Landing:
     """
     if own_url_path is not None:
         return Landing.URL
+    if intent.area is Area.SUPPORT:  # support about whatever else the context names
+        return Landing.AREA
     if intent.resource_id:
         return Landing.RESOURCE
     if intent.check_id:
@@ -60,3 +67,42 @@ def sso_link(url: str) -> str:
     if not url.startswith(("https://", "http://")):
         raise ValueError("an sso: link wraps an absolute http(s) URL of ours")
     return "sso:" + url
+
+
+def provider_sso_url(vercel_url: str, slug: str, installation_id: str, **params: str) -> str:
+    """Provider-initiated SSO (auth.md 5): Vercel checks the user's access, then runs the usual flow to our
+    /callback, echoing `params` back."""
+    query = urlencode({k: v for k, v in params.items() if v})
+    return f"{vercel_url.rstrip('/')}/sso/integrations/{slug}/{installation_id}" + (f"?{query}" if query else "")
+
+
+class Session(msgspec.Struct, frozen=True, kw_only=True):
+    """A browser signed in through SSO. Only the hash of its id is kept: the id itself lives in the cookie."""
+
+    id_hash: bytes
+    installation_id: str
+    user_id: str
+    role: Role
+    created_at: datetime
+    expires_at: datetime
+    user_name: str | None = None
+    revoked_at: datetime | None = None
+
+    def valid_at(self, moment: datetime) -> bool:
+        return self.revoked_at is None and moment < self.expires_at
+
+    @property
+    def caller(self) -> Caller:
+        """The session as the permission table sees it: the same rules as a user token on the Partner API."""
+        return Caller(
+            style=AuthStyle.USER,
+            account_id=None,
+            installation_id=self.installation_id,
+            user_id=self.user_id,
+            role=self.role,
+            name=self.user_name,
+        )
+
+
+def session_hash(session_id: str) -> bytes:
+    return hashlib.sha256(session_id.encode()).digest()

@@ -15,6 +15,7 @@ from dependency_injector import containers, providers
 
 from adapters.example_provisioner import ExampleProvisioner
 from adapters.example_usage import ExampleUsageSource
+from adapters.http.dashboard import Browser
 from adapters.jwks import JwksTokenVerifier
 from adapters.cipher import CipherError, SecretCipher, load_or_create_key_file, parse_keys
 from adapters.storage.memory import MemoryStorage
@@ -27,6 +28,7 @@ from config.settings import ConfigError, Settings
 from domain.services import Services
 from domain.services.common import Ports
 from domain.outbox import RetryPolicy
+from domain.services.dashboard import Dashboard
 from domain.services.delivery import Delivery
 from domain.services.installations import Installations
 from domain.services.notifications import Notifications
@@ -34,6 +36,7 @@ from domain.services.plans import Plans
 from domain.services.purchases import Purchases
 from domain.services.resources import Resources
 from domain.services.scheduled import ScheduledJobs
+from domain.services.sign_in import SignIn
 from domain.services.transfers import Transfers
 from domain.services.webhooks import Webhooks
 from domain.sso import sso_link
@@ -147,8 +150,9 @@ class Core(containers.DeclarativeContainer):
     catalog = providers.Singleton(load_catalog, settings.provided.products_file)
     storage = providers.Resource(open_storage, settings)
     ports = providers.Factory(Ports, storage=storage, catalog=catalog, clock=clock, ids=ids)
-    # Swap these two for your own: the integrator's provisioner, and the Vercel gateway.
+    # Swap these for your own: the integrator's provisioner and usage source (and, in tests, the Vercel gateway).
     provisioner = providers.Singleton(ExampleProvisioner)
+    usage = providers.Singleton(ExampleUsageSource, catalog)
     vercel = providers.Resource(open_vercel, settings)
     installations = providers.Factory(Installations, ports, provisioner)
     webhooks = providers.Factory(
@@ -162,10 +166,21 @@ class HttpContainer(containers.DeclarativeContainer):
     provisioner = core.provisioner
     vercel = core.vercel
     token_verifier = providers.Resource(open_verifier, settings)
+    resources = providers.Factory(Resources, core.ports, provisioner)
+    sign_in = providers.Factory(
+        SignIn, core.ports, vercel, token_verifier, session_hours=settings.provided.session_hours
+    )
+    dashboard = providers.Factory(Dashboard, core.ports, resources, provisioner, core.usage)
+    browser = providers.Factory(
+        Browser,
+        public_url=settings.provided.public_url,
+        vercel_url=settings.provided.vercel_url,
+        integration_slug=settings.provided.integration_slug,
+    )
     services = providers.Factory(
         Services,
         installations=core.installations,
-        resources=providers.Factory(Resources, core.ports, provisioner),
+        resources=resources,
         plans=providers.Factory(Plans, core.ports),
         purchases=providers.Factory(Purchases, core.ports, vercel),
         transfers=providers.Factory(Transfers, core.ports),
@@ -175,12 +190,12 @@ class HttpContainer(containers.DeclarativeContainer):
 
 
 class WorkerContainer(containers.DeclarativeContainer):
-    """The `worker` process: outbox delivery and scheduled jobs. Swap `usage` for your own usage source."""
+    """The `worker` process: outbox delivery, left-over webhook events and the scheduled jobs."""
 
     settings = providers.Dependency(instance_of=Settings)
     core = providers.Container(Core, settings=settings)
     vercel = core.vercel
-    usage = providers.Singleton(ExampleUsageSource, core.catalog)
+    usage = core.usage
     retry_policy = providers.Singleton(RetryPolicy, max_attempts=settings.provided.outbox_max_attempts)
     delivery = providers.Singleton(
         Delivery, core.ports, vercel, retry_policy, lease_seconds=settings.provided.outbox_lease_seconds

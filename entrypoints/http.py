@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
@@ -22,6 +24,9 @@ def runtime_opener(container: HttpContainer) -> Callable[[], AbstractAsyncContex
                 token_verifier=await resolved(container.token_verifier()),
                 storage=await resolved(container.core.storage()),
                 webhook_secret=container.settings().integration_client_secret,
+                sign_in=await resolved(container.sign_in()),
+                dashboard=await resolved(container.dashboard()),
+                browser=container.browser(),
             )
         finally:
             await resolved(container.shutdown_resources())
@@ -32,7 +37,17 @@ def runtime_opener(container: HttpContainer) -> Callable[[], AbstractAsyncContex
 def build_app(settings: Settings, container: HttpContainer | None = None) -> Litestar:
     container = container or HttpContainer(settings=settings)
     container.core.catalog()  # a bad catalog fails here, at start-up, never at the first request
-    return create_app(runtime_opener(container), max_body_bytes=settings.max_body_bytes)
+    return create_app(
+        runtime_opener(container),
+        csrf_secret=csrf_secret(settings),
+        secure_cookies=settings.public_url.startswith("https://"),
+        max_body_bytes=settings.max_body_bytes,
+    )
+
+
+def csrf_secret(settings: Settings) -> str:
+    """Every server process must sign CSRF tokens alike: derived from the client secret, never equal to it."""
+    return hmac.new(settings.integration_client_secret.encode(), b"marketplace-provider csrf", hashlib.sha256).hexdigest()
 
 
 def app_from_env() -> Litestar:

@@ -16,6 +16,7 @@ from domain.installations import Installation, Lifecycle
 from domain.invoices import Invoice, InvoiceTransition
 from domain.outbox import OutboxCounts, OutboxEntry, OutboxMessage
 from domain.resources import Resource
+from domain.sso import Session
 from domain.transfers import TransferClaim
 from domain.webhooks import StoredEvent
 
@@ -183,6 +184,22 @@ class WebhookEventRepository(Protocol):
         ...
 
 
+class SessionRepository(Protocol):
+    """Browser sessions after SSO, found by the hash of the id the cookie carries."""
+
+    async def add(self, session: Session) -> None: ...
+
+    async def get(self, id_hash: bytes) -> Session | None:
+        """The session, expired or revoked ones included (the caller checks `valid_at`)."""
+        ...
+
+    async def revoke(self, id_hash: bytes, at: datetime) -> None: ...
+
+    async def revoke_user(self, installation_id: str, user_id: str, at: datetime) -> int:
+        """Revoke every live session of that member of the installation (removed, or role changed); how many."""
+        ...
+
+
 class UnitOfWork(Protocol):
     installations: InstallationRepository
     resources: ResourceRepository
@@ -193,6 +210,7 @@ class UnitOfWork(Protocol):
     jobs: JobRepository
     invoices: InvoiceRepository
     webhook_events: WebhookEventRepository
+    sessions: SessionRepository
 
     async def __aenter__(self) -> Self: ...
 

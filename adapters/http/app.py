@@ -6,20 +6,28 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from pathlib import Path
 
 import msgspec
 from litestar import Litestar, Request, Response, get
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.exceptions import HTTPException
+from litestar.config.csrf import CSRFConfig
+from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.openapi import OpenAPIConfig
+from litestar.static_files import create_static_files_router
+from litestar.template.config import TemplateConfig
 
 from adapters.http.auth import provide_caller, provide_request_key
 from adapters.http.errors import EXCEPTION_HANDLERS
+from adapters.http.dashboard import Browser, callback_router, dashboard_router
 from adapters.http.partner_api import partner_api
 from adapters.http.webhooks import receive_webhook
 
 from domain.services import Services
+from domain.services.dashboard import Dashboard
+from domain.services.sign_in import SignIn
 from domain.services.installations import Installations
 from domain.services.plans import Plans
 from domain.services.purchases import Purchases
@@ -39,6 +47,9 @@ class Runtime(msgspec.Struct, frozen=True, kw_only=True):
     token_verifier: TokenVerifier
     storage: Storage
     webhook_secret: str  # the integration's client secret: it signs Vercel's webhook deliveries
+    sign_in: SignIn
+    dashboard: Dashboard
+    browser: Browser
 
 
 # One provider function per service: Litestar resolves them by parameter name (STYLE.md 2.4).
@@ -98,7 +109,9 @@ BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 async def require_json_body(request: Request) -> None:
     """A body must be JSON; Litestar would otherwise try to parse any content type as JSON."""
-    if request.method not in BODY_METHODS or request.url.path == "/webhook":  # the signature is checked first
+    path = request.url.path
+    # the webhook's signature is checked before anything else; the dashboard's forms are url-encoded
+    if request.method not in BODY_METHODS or path == "/webhook" or path.startswith("/dashboard/"):
         return
     if not await request.body():
         return
@@ -107,9 +120,14 @@ async def require_json_body(request: Request) -> None:
         raise HTTPException(status_code=415, detail="the request body must be application/json")
 
 
+PAGES = Path(__file__).parent / "pages"
+
+
 def create_app(
     open_runtime: Callable[[], AbstractAsyncContextManager[Runtime]],
     *,
+    csrf_secret: str,
+    secure_cookies: bool = False,
     max_body_bytes: int = 1_048_576,
     debug: bool = False,
 ) -> Litestar:
@@ -124,7 +142,24 @@ def create_app(
             await sweep
 
     return Litestar(
-        route_handlers=[partner_api, receive_webhook, healthz, readyz],
+        route_handlers=[
+            partner_api,
+            receive_webhook,
+            callback_router,
+            dashboard_router,
+            create_static_files_router(path="/static", directories=[PAGES / "static"], include_in_schema=False),
+            healthz,
+            readyz,
+        ],
+        template_config=TemplateConfig(directory=PAGES / "templates", engine=JinjaTemplateEngine),
+        # Only the dashboard's forms need it: the Partner API and webhooks authenticate every call themselves.
+        csrf_config=CSRFConfig(
+            secret=csrf_secret,
+            cookie_name="mp_csrf",
+            cookie_httponly=True,
+            cookie_secure=secure_cookies,
+            exclude=["^/v1/", "^/webhook$", "^/callback", "^/healthz", "^/readyz", "^/schema", "^/static/"],
+        ),
         dependencies={
             "caller": Provide(provide_caller),
             "request_key": Provide(provide_request_key),

@@ -1,0 +1,176 @@
+"""What a signed-in member sees and may do in our dashboard. Every action goes through the same permission
+table as the Partner API (an ADMIN changes, a USER only looks), and whatever Vercel must learn goes through
+the outbox."""
+
+from __future__ import annotations
+
+import msgspec
+from msgspec.structs import replace
+
+from domain.errors import Invalid, NotFound
+from domain.installations import Installation
+from domain.invoices import Invoice, InvoiceTransition
+from domain.notifications import Level, Notification, new_notification
+from domain.outbox import AnnounceChange
+from domain.periods import billing_month
+from domain.plans import BillingPlan, choose_resource_plan
+from domain.resources import Resource
+from domain.roles import Action, authorize, may
+from domain.services.common import Ports, active_installation, live_resource
+from domain.services.notifications import show
+from domain.services.resources import Resources
+from domain.sso import Session
+from domain.webhooks import INVOICE_EVENTS, StoredEvent, payload_of
+from ports.provisioner import ResourceProvisioner
+from ports.usage import UsageReport, UsageSource
+
+EVENT_LOG_LENGTH = 200
+
+
+class Overview(msgspec.Struct, frozen=True, kw_only=True):
+    installation: Installation
+    plan: BillingPlan | None
+    resources: list[Resource]
+    unpaid: list[Invoice]
+    can_change: bool  # ADMIN: the page offers the forms
+
+
+class ResourcePage(msgspec.Struct, frozen=True, kw_only=True):
+    resource: Resource
+    plan: BillingPlan | None
+    plans: list[BillingPlan]  # what it may move to
+    can_change: bool
+
+
+class InvoicePage(msgspec.Struct, frozen=True, kw_only=True):
+    invoice: Invoice
+    history: list[InvoiceTransition]
+    deliveries: int  # webhook deliveries about it, repeats included (Vercel sends no retry count)
+
+
+class Dashboard:
+    def __init__(
+        self, ports: Ports, resources: Resources, provisioner: ResourceProvisioner, usage: UsageSource
+    ) -> None:
+        self.ports = ports
+        self.resources = resources
+        self.provisioner = provisioner
+        self.usage_source = usage
+
+    # ------------------------------------------------------------ pages
+
+    async def overview(self, session: Session) -> Overview:
+        authorize(session.caller, Action.READ_INSTALLATION, session.installation_id)
+        async with self.ports.storage.unit_of_work() as uow:
+            installation = await active_installation(uow, session.installation_id)
+            resources = await uow.resources.list_live(installation.id)
+            invoices = await uow.invoices.list_for_installation(installation.id)
+        plan = self.ports.catalog.plan(installation.billing_plan_id) if installation.billing_plan_id else None
+        return Overview(
+            installation=installation,
+            plan=plan,
+            resources=resources,
+            unpaid=[i for i in invoices if i.state.value in ("notpaid", "overdue")],
+            can_change=may(session.caller, Action.SET_NOTIFICATION),
+        )
+
+    async def resource(self, session: Session, resource_id: str) -> ResourcePage:
+        authorize(session.caller, Action.READ_RESOURCE, session.installation_id)
+        async with self.ports.storage.unit_of_work() as uow:
+            await active_installation(uow, session.installation_id)
+            resource = await live_resource(uow, session.installation_id, resource_id)
+        catalog = self.ports.catalog
+        product = catalog.product(resource.product_id)
+        plans = [p for p in catalog.product_plans(product) if not p.disabled] if product else []
+        return ResourcePage(
+            resource=resource,
+            plan=catalog.plan(resource.billing_plan_id),
+            plans=plans,
+            can_change=may(session.caller, Action.UPDATE_RESOURCE),
+        )
+
+    async def invoices(self, session: Session) -> list[Invoice]:
+        authorize(session.caller, Action.READ_INSTALLATION, session.installation_id)
+        async with self.ports.storage.unit_of_work() as uow:
+            await active_installation(uow, session.installation_id)
+            return await uow.invoices.list_for_installation(session.installation_id)
+
+    async def invoice(self, session: Session, invoice_id: str) -> InvoicePage:
+        authorize(session.caller, Action.READ_INSTALLATION, session.installation_id)
+        async with self.ports.storage.unit_of_work() as uow:
+            invoice = await uow.invoices.get(invoice_id)
+            if invoice is None or invoice.installation_id != session.installation_id:
+                raise NotFound(f"invoice {invoice_id} not found")
+            history = await uow.invoices.transitions(invoice_id)
+            events = await uow.webhook_events.list_for_installation(session.installation_id, EVENT_LOG_LENGTH)
+        deliveries = sum(
+            e.delivery_count for e in events if e.type in INVOICE_EVENTS and payload_of(e).get("invoiceId") == invoice_id
+        )
+        return InvoicePage(invoice=invoice, history=history, deliveries=deliveries)
+
+    async def events(self, session: Session) -> list[StoredEvent]:
+        authorize(session.caller, Action.READ_INSTALLATION, session.installation_id)
+        async with self.ports.storage.unit_of_work() as uow:
+            return await uow.webhook_events.list_for_installation(session.installation_id, EVENT_LOG_LENGTH)
+
+    async def usage(self, session: Session) -> tuple[UsageReport, list[Resource]]:
+        """This month so far, from the usage source the worker bills with."""
+        authorize(session.caller, Action.READ_INSTALLATION, session.installation_id)
+        async with self.ports.storage.unit_of_work() as uow:
+            installation = await active_installation(uow, session.installation_id)
+            resources = await uow.resources.list_all(installation.id)
+        now = self.ports.clock.now()
+        report = await self.usage_source.report(installation, resources, billing_month(now), now)
+        return report, resources
+
+    # ------------------------------------------------------------ changes (ADMIN)
+
+    async def set_notification(self, session: Session, level: str, title: str, message: str | None) -> None:
+        authorize(session.caller, Action.SET_NOTIFICATION, session.installation_id)
+        try:
+            chosen = Level(level)
+        except ValueError:
+            raise Invalid.field("level", "must be info, warn or error") from None
+        notification = new_notification(chosen, title.strip(), (message or "").strip() or None)
+        await self._show(session, notification)
+
+    async def clear_notification(self, session: Session) -> None:
+        authorize(session.caller, Action.SET_NOTIFICATION, session.installation_id)
+        await self._show(session, None)
+
+    async def _show(self, session: Session, notification: Notification | None) -> None:
+        async with self.ports.storage.unit_of_work() as uow:
+            installation = await active_installation(uow, session.installation_id)
+            await show(uow, installation, notification, self.ports.clock.now())
+            await uow.commit()
+
+    async def rotate_secrets(self, session: Session, resource_id: str) -> None:
+        """New secrets now (pushed to Vercel through the outbox), or later when the provisioner finishes."""
+        authorize(session.caller, Action.ROTATE_SECRETS, session.installation_id)
+        async with self.ports.storage.unit_of_work() as uow:
+            await active_installation(uow, session.installation_id)
+            resource = await live_resource(uow, session.installation_id, resource_id)
+        rotation = await self.provisioner.rotate_secrets(resource, "rotated from the provider dashboard", 0)
+        if rotation.sync:
+            await self.resources.finish_rotation(
+                session.installation_id, resource_id, rotation.secrets, partial=rotation.partial
+            )
+
+    async def change_plan(self, session: Session, resource_id: str, plan_id: str) -> None:
+        """Move a resource to another plan of its product; Vercel is told to re-read the resource."""
+        authorize(session.caller, Action.UPDATE_RESOURCE, session.installation_id)
+        async with self.ports.storage.unit_of_work() as uow:
+            await active_installation(uow, session.installation_id)
+            before = await live_resource(uow, session.installation_id, resource_id)
+            product = self.ports.catalog.product(before.product_id)
+            if product is None:
+                raise NotFound(f"product {before.product_id!r} is no longer sold")
+            plan = choose_resource_plan(self.ports.catalog, product, plan_id)
+            if plan.id == before.billing_plan_id:
+                return
+            now = self.ports.clock.now()
+            after = replace(before, billing_plan_id=plan.id, updated_at=now)
+            await self.provisioner.reconfigure(before, after)
+            await uow.resources.save(after)
+            await uow.outbox.add(after.installation_id, AnnounceChange(resource_id=after.id), now)
+            await uow.commit()
