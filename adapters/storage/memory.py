@@ -18,6 +18,7 @@ from domain.installations import Installation, Lifecycle
 from domain.invoices import Invoice, InvoiceTransition
 from domain.outbox import OutboxCounts, OutboxEntry, OutboxMessage, OutboxState
 from domain.resources import Resource
+from domain.sso import Session
 from domain.transfers import TransferClaim
 from domain.webhooks import StoredEvent
 from ports.storage import Reply
@@ -47,6 +48,7 @@ class _Tables:
         self.invoices: dict[str, Invoice] = {}
         self.invoice_transitions: dict[str, tuple[InvoiceTransition, ...]] = {}  # invoice id -> its history
         self.webhook_events: dict[str, StoredEvent] = {}
+        self.sessions: dict[bytes, Session] = {}  # by id hash
 
 
 class _Staged:
@@ -311,6 +313,34 @@ class _WebhookEvents:
         return sorted(found, key=lambda e: (e.created_at, e.id), reverse=True)[: max(limit, 0)]
 
 
+class _Sessions:
+    def __init__(self, tx: _Staged) -> None:
+        self.tx = tx
+
+    async def add(self, session: Session) -> None:
+        if self.tx.read("sessions", session.id_hash) is not None:
+            raise Conflict("session exists")
+        self.tx.write("sessions", session.id_hash, session)
+
+    async def get(self, id_hash: bytes) -> Session | None:
+        return self.tx.read("sessions", id_hash)
+
+    async def revoke(self, id_hash: bytes, at: datetime) -> None:
+        session = self.tx.read("sessions", id_hash)
+        if session is not None and session.revoked_at is None:
+            self.tx.write("sessions", id_hash, replace(session, revoked_at=at))
+
+    async def revoke_user(self, installation_id: str, user_id: str, at: datetime) -> int:
+        live = [
+            s
+            for s in self.tx.rows("sessions").values()
+            if s.installation_id == installation_id and s.user_id == user_id and s.revoked_at is None
+        ]
+        for session in live:
+            self.tx.write("sessions", session.id_hash, replace(session, revoked_at=at))
+        return len(live)
+
+
 class MemoryUnitOfWork:
     def __init__(self, storage: MemoryStorage) -> None:
         self._storage = storage
@@ -324,6 +354,7 @@ class MemoryUnitOfWork:
         self.jobs = _Jobs(self._tx)
         self.invoices = _Invoices(self._tx)
         self.webhook_events = _WebhookEvents(self._tx)
+        self.sessions = _Sessions(self._tx)
 
     async def __aenter__(self) -> Self:
         await self._storage.lock.acquire()

@@ -22,13 +22,14 @@ import msgspec
 from adapters.cipher import SecretCipher
 from adapters.storage.rows import CLAIM_COLUMNS, INSTALLATION_COLUMNS, RESOURCE_COLUMNS, SEALED, RowCodec, aad
 from adapters.storage.rows import LAST_ERROR_MAX, OUTBOX_COLUMNS, OUTBOX_INSERT_COLUMNS, leasable, new_outbox_id
-from adapters.storage.rows import INVOICE_COLUMNS, TRANSITION_COLUMNS, WEBHOOK_EVENT_COLUMNS
+from adapters.storage.rows import INVOICE_COLUMNS, SESSION_COLUMNS, TRANSITION_COLUMNS, WEBHOOK_EVENT_COLUMNS
 from adapters.storage.rows import key_ids_in_use, open_reply, seal_reply
 from domain.errors import Conflict, Invalid, Unavailable
 from domain.installations import Installation, Lifecycle
 from domain.invoices import Invoice, InvoiceTransition
 from domain.outbox import OutboxCounts, OutboxEntry, OutboxMessage
 from domain.resources import Resource
+from domain.sso import Session
 from domain.transfers import TransferClaim
 from domain.webhooks import StoredEvent
 from ports.storage import Reply
@@ -445,6 +446,38 @@ class _WebhookEvents:
         return [_rows.webhook_event(row) for row in rows]
 
 
+class _Sessions:
+    _columns = ", ".join(SESSION_COLUMNS)
+    _add = (
+        f"INSERT INTO sso_sessions ({_columns}) VALUES ({_params(len(SESSION_COLUMNS))}) "
+        "ON CONFLICT (id_hash) DO NOTHING RETURNING id_hash"
+    )
+    _select = f"SELECT {_columns} FROM sso_sessions WHERE id_hash = $1"
+    # a concurrent revoke is waited for and re-checked (READ COMMITTED): the first revoked_at stays
+    _revoke = "UPDATE sso_sessions SET revoked_at = $2 WHERE id_hash = $1 AND revoked_at IS NULL"
+    _revoke_user = (
+        "WITH revoked AS (UPDATE sso_sessions SET revoked_at = $3 WHERE installation_id = $1 AND user_id = $2 "
+        "AND revoked_at IS NULL RETURNING 1) SELECT count(*) FROM revoked"
+    )
+
+    def __init__(self, uow: PostgresUnitOfWork) -> None:
+        self.uow = uow
+
+    async def add(self, session: Session) -> None:
+        if await self.uow.fetchval(self._add, *_rows.session_row(session)) is None:
+            raise Conflict("session exists")
+
+    async def get(self, id_hash: bytes) -> Session | None:
+        row = await self.uow.fetchrow(self._select, id_hash)
+        return None if row is None else _rows.session(row)
+
+    async def revoke(self, id_hash: bytes, at: datetime) -> None:
+        await self.uow.execute(self._revoke, id_hash, at)
+
+    async def revoke_user(self, installation_id: str, user_id: str, at: datetime) -> int:
+        return await self.uow.fetchval(self._revoke_user, installation_id, user_id, at)
+
+
 # Unit of work and storage
 
 
@@ -463,6 +496,7 @@ class PostgresUnitOfWork:
         self.jobs = _Jobs(self)
         self.invoices = _Invoices(self)
         self.webhook_events = _WebhookEvents(self)
+        self.sessions = _Sessions(self)
 
     async def __aenter__(self) -> Self:
         with _unavailable_on_connection_error():

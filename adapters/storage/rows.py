@@ -19,6 +19,7 @@ from domain.installations import Credentials, Installation
 from domain.invoices import Invoice, InvoiceTransition
 from domain.outbox import OutboxEntry, OutboxMessage
 from domain.resources import Resource, Secret
+from domain.sso import Session
 from domain.transfers import TransferClaim
 from domain.webhooks import StoredEvent
 
@@ -67,6 +68,10 @@ INVOICE_COLUMNS = (
 TRANSITION_COLUMNS = ("invoice_id", "event", "from_state", "to_state", "happened_at", "webhook_event_id")
 WEBHOOK_EVENT_COLUMNS = (
     "id", "type", "installation_id", "created_at", "body", "delivery_count", "received_at", "applied_at", "error",
+)  # fmt: skip
+# sso_sessions also has a resource_id column, unused: it stays NULL
+SESSION_COLUMNS = (
+    "id_hash", "installation_id", "user_id", "user_role", "created_at", "expires_at", "user_name", "revoked_at",
 )  # fmt: skip
 
 
@@ -199,6 +204,18 @@ class RowCodec:
 
     def webhook_event(self, row: Mapping[str, Any]) -> StoredEvent:
         return msgspec.convert({name: row[name] for name in WEBHOOK_EVENT_COLUMNS}, StoredEvent)
+
+    def session_row(self, session: Session) -> tuple[Any, ...]:
+        time = self._time
+        return (
+            session.id_hash, session.installation_id, session.user_id, session.role.value,
+            time(session.created_at), time(session.expires_at), session.user_name, time(session.revoked_at),
+        )  # fmt: skip
+
+    def session(self, row: Mapping[str, Any]) -> Session:
+        fields = {name: row[name] for name in SESSION_COLUMNS}
+        fields["role"] = fields.pop("user_role")
+        return msgspec.convert(fields, Session)
 
     def outbox_row(
         self, entry_id: str, installation_id: str, message: OutboxMessage, at: datetime, cipher: SecretCipher
