@@ -106,16 +106,24 @@ class Webhooks:
     async def _dispatch(self, uow: UnitOfWork, event: StoredEvent, confirmed: InvoiceState | None) -> str | None:
         """Apply the event's effects in `uow`; the returned note (why nothing happened) goes to the event log."""
         step = INVOICE_EVENTS.get(event.type)
-        if step is None and event.type not in REMOVED:
-            if event.type == MEMBER_CHANGED:
-                return "recorded: member roles are read from each SSO token, nothing is kept to change"
+        if step is None and event.type not in (*REMOVED, MEMBER_CHANGED):
             return f"no action for {event.type}: recorded"
         installation = await uow.installations.get(event.installation_id) if event.installation_id else None
         if installation is None:
             return "unknown installation: recorded, no effect"
         if step is not None:
             return await self._invoice_event(uow, event, installation, step, confirmed)
+        if event.type == MEMBER_CHANGED:
+            return await self._member_changed(uow, installation, event)
         return await self._removed(uow, installation, event)
+
+    async def _member_changed(self, uow: UnitOfWork, installation: Installation, event: StoredEvent) -> str | None:
+        """A member's role changed or they left: end their dashboard sessions; the next SSO reads the new role."""
+        member_id = payload_of(event).get("memberId")
+        if not isinstance(member_id, str) or not member_id:
+            return "names no memberId: no effect"
+        ended = await uow.sessions.revoke_user(installation.id, member_id, self.ports.clock.now())
+        return f"{ended} session(s) of {member_id} ended"
 
     # ------------------------------------------------------------ invoices
 

@@ -239,3 +239,25 @@ async def test_two_processes_applying_the_same_events_apply_each_once(
     assert sum(results) == len(events)
     invoice, _, _, _ = await state_of(storage, "icfg_race", "inv_race")
     assert invoice.state is InvoiceState.REFUNDED and invoice.notices == 5
+
+
+async def test_a_member_change_ends_that_members_sessions(storage: Storage, webhooks: Webhooks) -> None:
+    from domain.roles import Role
+    from domain.sso import Session
+
+    await seed(storage, "icfg_member")
+    async with storage.unit_of_work() as uow:
+        for n, user in enumerate(("usr_changed", "usr_changed", "usr_other")):
+            await uow.sessions.add(Session(id_hash=bytes([n]) * 32, installation_id="icfg_member", user_id=user,
+                                           role=Role.ADMIN, created_at=START, expires_at=START + timedelta(hours=8)))
+        await uow.commit()
+    changed = parse_event(json.dumps({
+        "id": "evt_member", "type": "marketplace.member.changed", "createdAt": 1764400000000,
+        "payload": {"configuration": {"id": "icfg_member"}, "memberId": "usr_changed", "role": "USER"},
+    }).encode(), START)
+    assert await deliver(webhooks, changed)
+    async with storage.unit_of_work() as uow:
+        sessions = [await uow.sessions.get(bytes([n]) * 32) for n in range(3)]
+        note = (await uow.webhook_events.hold("evt_member")).error
+    assert [s.revoked_at is not None for s in sessions] == [True, True, False]
+    assert note == "2 session(s) of usr_changed ended"
