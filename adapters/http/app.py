@@ -9,6 +9,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 
 import msgspec
+from jinja2 import Environment, FileSystemLoader, select_autoescape
 from litestar import Litestar, Request, Response, get
 from litestar.datastructures import State
 from litestar.di import Provide
@@ -151,7 +152,16 @@ def create_app(
             healthz,
             readyz,
         ],
-        template_config=TemplateConfig(directory=PAGES / "templates", engine=JinjaTemplateEngine),
+        template_config=TemplateConfig(
+            instance=JinjaTemplateEngine.from_environment(
+                Environment(
+                    loader=FileSystemLoader(PAGES / "templates"),
+                    autoescape=select_autoescape(["html", "html.j2"]),
+                    trim_blocks=True,
+                    lstrip_blocks=True,
+                )
+            )
+        ),
         # Only the dashboard's forms need it: the Partner API and webhooks authenticate every call themselves.
         csrf_config=CSRFConfig(
             secret=csrf_secret,

@@ -6,6 +6,7 @@ and dropped. Every form carries Litestar's CSRF token. Failures render an error 
 from __future__ import annotations
 
 import logging
+import re
 from typing import Annotated, Any
 from urllib.parse import unquote, urlsplit
 
@@ -25,6 +26,7 @@ from domain.sso import Area, Session, SsoIntent, provider_sso_url
 log = logging.getLogger("marketplace.dashboard")
 
 SESSION_COOKIE = "mp_session"
+INSTALLATION_ID = re.compile(r"^icfg_[A-Za-z0-9]{1,64}\Z")
 
 
 class Browser(msgspec.Struct, frozen=True, kw_only=True):
@@ -44,7 +46,7 @@ class Browser(msgspec.Struct, frozen=True, kw_only=True):
         return parts.scheme.lower(), parts.netloc.lower()
 
     def sign_in_again(self, installation_id: str | None) -> str | None:
-        if not self.integration_slug or not installation_id:
+        if not self.integration_slug or not installation_id or not INSTALLATION_ID.match(installation_id):
             return None
         return provider_sso_url(self.vercel_url, self.integration_slug, installation_id)
 

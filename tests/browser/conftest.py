@@ -1,0 +1,140 @@
+"""A real server (SQLite) with Vercel's keys and API faked on 127.0.0.1, and Debian's Chromium driven by
+Playwright (`executable_path`, headless; never Playwright's own browser download). Screenshots of every page
+go to test-artifacts/screenshots/ (or SCREENSHOT_DIR)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+import pytest
+from playwright.async_api import Browser, BrowserContext, async_playwright
+
+from adapters.cipher import SecretCipher, load_or_create_key_file
+from adapters.storage.sqlite import SqliteStorage
+from adapters.vercel_client import VercelClient
+from config.settings import Settings, load_settings
+from domain.outbox import RetryPolicy
+from domain.services.common import Ports
+from domain.services.delivery import Delivery
+from entrypoints.http import build_app
+from config.catalog import load_catalog
+from ports.clock import SystemClock
+from ports.ids import RandomIds
+from tests.http.conftest import Installation
+from tests.support.api import Api
+from tests.support.fake_vercel import FakeVercel
+from tests.support.server import serving
+from tests.support.tokens import AUDIENCE, USER_ID, TokenKit
+
+CHROMIUM = "/usr/bin/chromium"
+SCREENSHOTS = Path(os.environ.get("SCREENSHOT_DIR", Path(__file__).parents[2] / "test-artifacts" / "screenshots"))
+
+
+@pytest.fixture(scope="session")
+async def token_kit() -> AsyncIterator[TokenKit]:
+    async with TokenKit() as kit:
+        yield kit
+
+
+@pytest.fixture(scope="session")
+async def fake_vercel() -> AsyncIterator[FakeVercel]:
+    fake = FakeVercel()
+    await fake.start()
+    yield fake
+    await fake.stop()
+
+
+@pytest.fixture(scope="session")
+def settings(tmp_path_factory: pytest.TempPathFactory, token_kit: TokenKit, fake_vercel: FakeVercel) -> Settings:
+    return load_settings(
+        {
+            "STORAGE_BACKEND": "sqlite",
+            "DATABASE_URL": str(tmp_path_factory.mktemp("browser") / "marketplace.db"),
+            "INTEGRATION_CLIENT_ID": AUDIENCE,
+            "INTEGRATION_CLIENT_SECRET": "browser-client-secret",
+            "VERCEL_OIDC_JWKS_URL": token_kit.jwks_url,
+            "VERCEL_API_URL": fake_vercel.url,
+            "INTEGRATION_SLUG": "acme-kv",
+        }
+    )
+
+
+@pytest.fixture(scope="session")
+async def base_url(settings: Settings) -> AsyncIterator[str]:
+    async with serving(build_app(settings)) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+async def api(base_url: str) -> AsyncIterator[Api]:
+    async with aiohttp.ClientSession() as session:
+        yield Api(base_url, session)
+
+
+@pytest.fixture(scope="session")
+async def chromium() -> AsyncIterator[Browser]:
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
+        yield browser
+        await browser.close()
+
+
+@pytest.fixture
+async def browser(chromium: Browser, base_url: str) -> AsyncIterator[BrowserContext]:
+    context = await chromium.new_context(base_url=base_url, viewport={"width": 1200, "height": 900})
+    yield context
+    await context.close()
+
+
+@pytest.fixture
+async def installed(api: Api, token_kit: TokenKit) -> Installation:
+    installation = Installation("icfg_" + secrets.token_hex(12), api, token_kit)
+    assert (await installation.upsert()).status == 204
+    return installation
+
+
+@dataclass
+class Sso:
+    fake: FakeVercel
+    kit: TokenKit
+
+    def code_for(self, installation_id: str, role: str) -> str:
+        """A code the FakeVercel exchanges for an id token of that role (and reports that role as current)."""
+        code = "code_" + secrets.token_hex(8)
+        self.fake.sso_tokens[code] = {
+            "id_token": self.kit.user_token(installation_id, role=role), "access_token": None, "token_type": None
+        }
+        self.fake.members[USER_ID] = {"id": USER_ID, "role": role}
+        return code
+
+
+@pytest.fixture
+def sso(fake_vercel: FakeVercel, token_kit: TokenKit) -> Sso:
+    return Sso(fake_vercel, token_kit)
+
+
+async def deliver_outbox(settings: Settings) -> int:
+    """What the worker would do: deliver what the pages recorded for Vercel."""
+    cipher = SecretCipher(load_or_create_key_file(settings.database_url + ".key"))
+    storage = await SqliteStorage.open(settings.database_url, cipher)
+    vercel = VercelClient(settings.vercel_api_url, max_attempts=1)
+    try:
+        ports = Ports(storage=storage, catalog=load_catalog(settings.products_file), clock=SystemClock(), ids=RandomIds())
+        delivery = Delivery(ports, vercel, RetryPolicy())
+        total = 0
+        while delivered := await delivery.deliver_due():
+            total += delivered
+        return total
+    finally:
+        await vercel.close()
+        await storage.close()
+
+
+def screenshot_path(name: str) -> str:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    return str(SCREENSHOTS / f"{name}.png")
