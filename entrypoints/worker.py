@@ -74,6 +74,9 @@ async def run_worker(settings: Settings, *, once: bool = False, stop: asyncio.Ev
             except Unavailable as exc:  # storage down: wait and try again, the work is all still stored
                 log.warning("worker round failed, retrying: %s", exc)
                 delivered = 0
+            except Exception:  # a bug in one job must not stop delivery for good: log it, pause, go on
+                log.exception("worker round failed")
+                delivered = 0
             if delivered:
                 continue
             if once:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
@@ -16,6 +16,7 @@ class Reply:
     status: int
     body: bytes
     headers: dict[str, str]
+    set_cookies: list[str] = field(default_factory=list)  # every Set-Cookie header (`headers` keeps one)
 
     @property
     def json(self) -> Any:
@@ -60,7 +61,9 @@ class Api:
         async with self.session.request(
             method, self.base_url + path, data=data, headers=sent, params=params, allow_redirects=False
         ) as response:
-            return Reply(response.status, await response.read(), dict(response.headers))
+            return Reply(
+                response.status, await response.read(), dict(response.headers), response.headers.getall("Set-Cookie", [])
+            )
 
     async def get(self, path: str, **kw: Any) -> Reply:
         return await self.call("GET", path, **kw)
