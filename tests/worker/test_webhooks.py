@@ -16,13 +16,14 @@ from domain.notifications import Level
 from domain.outbox import SetInstallationNotification, SetResourceStatus
 from domain.resources import ResourceStatus
 from domain.services.common import Ports
+from domain.services.delivery import Delivery
 from domain.services.installations import Installations
 from domain.services.webhooks import NEVER, Webhooks
 from domain.webhooks import StoredEvent, parse_event
 from ports.storage import Storage
 from tests.support.clock import ManualClock
 from tests.support.fake_vercel import FakeVercel
-from tests.worker.conftest import START, an_installation
+from tests.worker.conftest import START, an_installation, drain
 from tests.worker.test_jobs import a_resource
 
 BILLING = "sso:https://provider.test/dashboard/billing"
@@ -123,7 +124,7 @@ async def test_every_order_of_every_set_of_invoice_events_ends_as_if_delivered_i
 
 
 async def test_notpaid_attempts_are_counted_and_shown_then_paid_resumes(
-    storage: Storage, webhooks: Webhooks, fresh_vercel: FakeVercel
+    storage: Storage, webhooks: Webhooks, fresh_vercel: FakeVercel, delivery: Delivery, clock: ManualClock
 ) -> None:
     await seed(storage, "icfg_tries")
     await deliver(webhooks, invoice_event("icfg_tries", "inv_tries", "created"))
@@ -141,6 +142,15 @@ async def test_notpaid_attempts_are_counted_and_shown_then_paid_resumes(
     invoice, resource, installation, _ = await state_of(storage, "icfg_tries", "inv_tries")
     assert invoice.state is InvoiceState.PAID and resource.status is ResourceStatus.READY
     assert installation.notification is None
+
+    # what Vercel is told, once the worker delivers: suspended, the notifications, then ready and cleared
+    fresh_vercel.resources["res_icfg_tries"] = {"name": "res_icfg_tries", "status": "ready"}
+    await drain(delivery, clock, storage)
+    told = [(c.method, c.path.rsplit("/", 1)[-1], c.json) for c in fresh_vercel.accepted if c.method == "PATCH"]
+    assert [t[2].get("status") for t in told if t[1] == "res_icfg_tries"] == ["suspended", "ready"]
+    notices = [t[2]["notification"] for t in told if t[1] == "icfg_tries"]
+    assert [n and n["level"] for n in notices] == ["error", "error", "error", None]
+    assert notices[0]["href"] == BILLING and "Payment attempt 1" in notices[0]["message"]
 
 
 async def test_a_notpaid_that_vercel_says_is_paid_suspends_nothing(
