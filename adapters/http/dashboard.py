@@ -54,7 +54,7 @@ class Browser(msgspec.Struct, frozen=True, kw_only=True):
 def own_path(url: str | None, browser: Browser) -> str | None:
     """`url` as a path on our own origin, or None when it points anywhere else or could be read that way
     (another host, `//host`, `/\\host`, encoded slashes or backslashes, control characters, `javascript:`)."""
-    if not url or len(url) > 2048 or any(ord(c) < 32 or c in "\\ " for c in url):
+    if not url or len(url) > 2048 or url.startswith("//") or any(ord(c) < 32 or c in "\\ " for c in url):
         return None
     parts = urlsplit(url)
     if parts.scheme or parts.netloc:
