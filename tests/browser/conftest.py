@@ -18,10 +18,10 @@ from adapters.cipher import SecretCipher, load_or_create_key_file
 from adapters.storage.sqlite import SqliteStorage
 from adapters.vercel_client import VercelClient
 from config.settings import Settings, load_settings
+from entrypoints.http import build_app
 from domain.outbox import RetryPolicy
 from domain.services.common import Ports
 from domain.services.delivery import Delivery
-from entrypoints.http import build_app
 from config.catalog import load_catalog
 from ports.clock import SystemClock
 from ports.ids import RandomIds
@@ -33,20 +33,6 @@ from tests.support.tokens import AUDIENCE, USER_ID, TokenKit
 
 CHROMIUM = "/usr/bin/chromium"
 SCREENSHOTS = Path(os.environ.get("SCREENSHOT_DIR", Path(__file__).parents[2] / "test-artifacts" / "screenshots"))
-
-
-@pytest.fixture(scope="session")
-async def token_kit() -> AsyncIterator[TokenKit]:
-    async with TokenKit() as kit:
-        yield kit
-
-
-@pytest.fixture(scope="session")
-async def fake_vercel() -> AsyncIterator[FakeVercel]:
-    fake = FakeVercel()
-    await fake.start()
-    yield fake
-    await fake.stop()
 
 
 @pytest.fixture(scope="session")

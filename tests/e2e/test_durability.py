@@ -20,12 +20,6 @@ from tests.support.postgres import scratch_database
 from tests.support.tokens import AUDIENCE, TokenKit
 
 
-@pytest.fixture
-async def kit() -> AsyncIterator[TokenKit]:
-    async with TokenKit() as kit:
-        yield kit
-
-
 @pytest.fixture(params=["sqlite", "postgres"])
 async def storage_env(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[dict[str, str]]:
     if request.param == "sqlite":
@@ -36,13 +30,13 @@ async def storage_env(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIt
 
 
 async def test_every_acknowledged_write_survives_sigkill(
-    kit: TokenKit, storage_env: dict[str, str], tmp_path: Path
+    token_kit: TokenKit, storage_env: dict[str, str], tmp_path: Path
 ) -> None:
-    env = {**os.environ, **storage_env, "INTEGRATION_CLIENT_ID": AUDIENCE, "VERCEL_OIDC_JWKS_URL": kit.jwks_url}
+    env = {**os.environ, **storage_env, "INTEGRATION_CLIENT_ID": AUDIENCE, "VERCEL_OIDC_JWKS_URL": token_kit.jwks_url}
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     installation = "icfg_durability0000000000001"
-    admin = {"Authorization": f"Bearer {kit.user_token(installation)}", "X-Vercel-Auth": "user"}
+    admin = {"Authorization": f"Bearer {token_kit.user_token(installation)}", "X-Vercel-Auth": "user"}
     process = await serve_process(env, port, tmp_path)
     acknowledged: list[str] = []
     try:
@@ -75,7 +69,7 @@ async def test_every_acknowledged_write_survives_sigkill(
 
     process = await serve_process(env, port, tmp_path)
     try:
-        system = {"Authorization": f"Bearer {kit.system_token(installation)}", "X-Vercel-Auth": "system"}
+        system = {"Authorization": f"Bearer {token_kit.system_token(installation)}", "X-Vercel-Auth": "system"}
         async with aiohttp.ClientSession() as session:
             async with session.get(f"{base}/v1/installations/{installation}/resources", headers=system) as reply:
                 assert reply.status == 200

@@ -15,23 +15,9 @@ from config.settings import Settings, load_settings
 from entrypoints.http import build_app
 from tests.support.api import Api, Reply
 from tests.support.fake_vercel import FakeVercel
-from tests.support.postgres import scratch_database
 from tests.support.server import serving
+from tests.support.postgres import scratch_database
 from tests.support.tokens import AUDIENCE, TokenKit
-
-
-@pytest.fixture(scope="session")
-async def token_kit() -> AsyncIterator[TokenKit]:
-    async with TokenKit() as kit:
-        yield kit
-
-
-@pytest.fixture(scope="session")
-async def fake_vercel() -> AsyncIterator[FakeVercel]:
-    fake = FakeVercel()
-    await fake.start()
-    yield fake
-    await fake.stop()
 
 
 @pytest.fixture(scope="session", params=["memory", "sqlite", "postgres"])

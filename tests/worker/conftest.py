@@ -34,14 +34,6 @@ from tests.support.postgres import scratch_database
 START = datetime(2026, 11, 14, 9, 30, tzinfo=UTC)
 
 
-@pytest.fixture(scope="session")
-async def fake_vercel() -> AsyncIterator[FakeVercel]:
-    fake = FakeVercel()
-    await fake.start()
-    yield fake
-    await fake.stop()
-
-
 @pytest.fixture(autouse=True)
 def fresh_vercel(fake_vercel: FakeVercel) -> FakeVercel:
     fake_vercel.reset()

@@ -1,0 +1,25 @@
+"""Fixtures every test folder may use: Vercel's keys (TokenKit) and Vercel's API (FakeVercel), one of each per
+session. (A server is per folder: a session fixture here would serve one folder's settings to all of them.)"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from tests.support.fake_vercel import FakeVercel
+from tests.support.tokens import TokenKit
+
+
+@pytest.fixture(scope="session")
+async def token_kit() -> AsyncIterator[TokenKit]:
+    async with TokenKit() as kit:
+        yield kit
+
+
+@pytest.fixture(scope="session")
+async def fake_vercel() -> AsyncIterator[FakeVercel]:
+    fake = FakeVercel()
+    await fake.start()
+    yield fake
+    await fake.stop()
