@@ -1,0 +1,103 @@
+"""Outbox delivery throughput on PostgreSQL: 1, 2 and 4 workers (separate pools) against a recording Vercel on
+127.0.0.1 that answers each call after a fixed delay (Vercel's own latency). Prints messages per second and the
+ratio to one worker; every message must arrive exactly once.
+
+    .venv/bin/python bench/outbox_delivery.py [--installations 50] [--messages 20] [--latency-ms 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from adapters.cipher import SecretCipher  # noqa: E402
+from adapters.storage.postgres import PostgresStorage  # noqa: E402
+from adapters.vercel_client import VercelClient  # noqa: E402
+from config.catalog import load_catalog  # noqa: E402
+from config.settings import DEFAULT_PRODUCTS_FILE  # noqa: E402
+from domain.installations import Credentials, Installation, Lifecycle  # noqa: E402
+from domain.outbox import AnnounceChange, RetryPolicy  # noqa: E402
+from domain.services.common import Ports  # noqa: E402
+from domain.services.delivery import Delivery  # noqa: E402
+from ports.clock import SystemClock  # noqa: E402
+from ports.ids import RandomIds  # noqa: E402
+from tests.support.fake_vercel import FakeVercel  # noqa: E402
+from tests.support.postgres import scratch_database  # noqa: E402
+
+
+async def seed(storage: PostgresStorage, installations: int, messages: int) -> None:
+    now = datetime.now(UTC)
+    async with storage.unit_of_work() as uow:
+        for i in range(installations):
+            installation_id = f"icfg_bench{i:04d}"
+            await uow.installations.save(Installation(
+                id=installation_id, account=None, scopes=(), accepted_policies={},
+                credentials=Credentials(access_token="token", token_type="Bearer"), billing_plan_id=None,
+                notification=None, lifecycle=Lifecycle.ACTIVE, created_at=now, updated_at=now,
+            ))
+            for n in range(messages):
+                await uow.outbox.add(installation_id, AnnounceChange(resource_id=f"r{n}"), now)
+        await uow.commit()
+
+
+async def run(workers: int, installations: int, messages: int, fake: FakeVercel) -> float:
+    cipher = SecretCipher([("bench", os.urandom(32))])
+    async with scratch_database() as dsn:
+        pools = [await PostgresStorage.open(dsn, cipher) for _ in range(workers)]
+        vercel = VercelClient(fake.url, max_attempts=1)
+        try:
+            await seed(pools[0], installations, messages)
+            catalog = load_catalog(DEFAULT_PRODUCTS_FILE)
+            deliveries = [
+                Delivery(Ports(storage=pool, catalog=catalog, clock=SystemClock(), ids=RandomIds()), vercel, RetryPolicy())
+                for pool in pools
+            ]
+            fake.accepted.clear()
+            started = time.perf_counter()
+
+            async def work(delivery: Delivery) -> None:
+                while await delivery.deliver_due():
+                    pass
+
+            await asyncio.gather(*(work(d) for d in deliveries))
+            elapsed = time.perf_counter() - started
+        finally:
+            await vercel.close()
+            for pool in pools:
+                await pool.close()
+    delivered = [(c.path, c.json["event"]["resourceId"]) for c in fake.accepted]
+    assert len(delivered) == len(set(delivered)) == installations * messages, "a message was lost or sent twice"
+    return installations * messages / elapsed
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--installations", type=int, default=50)
+    parser.add_argument("--messages", type=int, default=20)
+    parser.add_argument("--latency-ms", type=float, default=5.0)
+    args = parser.parse_args()
+    fake = FakeVercel()
+    await fake.start()
+    for _ in range(10 * args.installations * args.messages):  # every call waits like a real API would
+        fake.delay_next(1, args.latency_ms / 1000)
+    try:
+        total = args.installations * args.messages
+        print(f"{total} messages over {args.installations} installations, Vercel latency {args.latency_ms} ms")
+        base = None
+        for workers in (1, 2, 4):
+            rate = await run(workers, args.installations, args.messages, fake)
+            base = base or rate
+            print(f"  {workers} worker(s): {rate:8.0f} messages/s   ratio {rate / base:4.2f}")
+    finally:
+        await fake.stop()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
