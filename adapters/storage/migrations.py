@@ -116,6 +116,9 @@ def _use_wal(conn: sqlite3.Connection) -> None:
 
 
 def _migrate_sqlite(path: str) -> list[str]:
+    if not os.path.exists(path):
+        # Owner-only from the start; SQLite gives its -wal and -shm files the same mode as the database.
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
     conn = sqlite3.connect(path, timeout=SQLITE_BUSY_TIMEOUT_SECONDS, isolation_level=None)
     try:
         _use_wal(conn)

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import secrets
 import sqlite3
+import stat
 import time
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 
 import asyncpg
 import pytest
 from msgspec.structs import replace
 
+from adapters.cipher import SecretCipher
 from adapters.storage.migrations import (
     migrate_postgres,
     migrate_sqlite,
@@ -791,3 +795,17 @@ async def test_postgres_connection_lost_mid_unit_of_work_is_unavailable(
         await admin.close()
     async with storage.unit_of_work() as uow:
         assert await uow.installations.get(installation.id) == installation
+
+
+async def test_a_new_sqlite_database_and_its_journal_are_owner_only(tmp_path: Path, cipher: SecretCipher) -> None:
+    path = tmp_path / "private.db"
+    await migrate_sqlite(path)
+    storage = await SqliteStorage.open(path, cipher)
+    try:
+        async with storage.unit_of_work() as uow:
+            await uow.installations.save(an_installation())
+            await uow.commit()
+        for name in ("private.db", "private.db-wal"):
+            assert stat.S_IMODE(os.stat(tmp_path / name).st_mode) == 0o600, name
+    finally:
+        await storage.close()
