@@ -5,11 +5,16 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 import msgspec
 
 from config.catalog import load_catalog
 from config.settings import ConfigError, Settings, load_settings
+from ports.storage import UnitOfWork
+
+T = TypeVar("T")
 
 log = logging.getLogger("marketplace")
 
@@ -66,7 +71,8 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-async def _with_storage(settings: Settings, work):  # type: ignore[no-untyped-def]
+async def _with_storage(settings: Settings, work: Callable[[UnitOfWork], Awaitable[T]]) -> T:
+    """Run `work` in one committed unit of work of the configured storage (no migration)."""
     from entrypoints.containers import open_storage
 
     opened = open_storage(settings, migrate=False)

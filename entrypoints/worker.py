@@ -22,7 +22,6 @@ from domain.services.delivery import Delivery
 from domain.services.scheduled import ScheduledJobs
 from domain.services.webhooks import Webhooks
 from entrypoints.containers import WorkerContainer, resolved
-from ports.storage import Storage
 
 log = logging.getLogger("marketplace.worker")
 
@@ -31,7 +30,6 @@ class WorkerParts(msgspec.Struct, frozen=True, kw_only=True):
     delivery: Delivery
     jobs: ScheduledJobs
     webhooks: Webhooks
-    storage: Storage
 
 
 @asynccontextmanager
@@ -44,7 +42,6 @@ async def worker_parts(settings: Settings) -> AsyncIterator[WorkerParts]:
             delivery=await resolved(container.delivery()),
             jobs=await resolved(container.jobs()),
             webhooks=await resolved(container.webhooks()),
-            storage=await resolved(container.core.storage()),
         )
     finally:
         await resolved(container.shutdown_resources())

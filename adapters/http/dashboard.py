@@ -170,8 +170,8 @@ async def resource(
 
 @get("/billing", name="billing")
 async def billing(session: NamedDependency[Session], dashboard: NamedDependency[Dashboard]) -> Template:
-    overview = await dashboard.overview(session)
-    return page("billing.html.j2", session, invoices=await dashboard.invoices(session), plan=overview.plan)
+    plan, invoices = await dashboard.billing(session)
+    return page("billing.html.j2", session, invoices=invoices, plan=plan)
 
 
 @get("/invoices/{invoice_id:str}", name="invoice")
@@ -191,9 +191,7 @@ async def events(session: NamedDependency[Session], dashboard: NamedDependency[D
 
 
 @get("/support", name="support")
-async def support(
-    request: Request, session: NamedDependency[Session], dashboard: NamedDependency[Dashboard]
-) -> Template:
+async def support(request: Request, session: NamedDependency[Session]) -> Template:
     context = {k: v for k, v in request.query_params.items() if k in ("product", "project", "check", "item", "pr", "resource")}
     return page("support.html.j2", session, context=context)
 

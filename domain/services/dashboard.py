@@ -9,7 +9,7 @@ from msgspec.structs import replace
 
 from domain.errors import Invalid, NotFound
 from domain.installations import Installation
-from domain.invoices import Invoice, InvoiceTransition
+from domain.invoices import Invoice, InvoiceTransition, unpaid
 from domain.notifications import Level, Notification, new_notification
 from domain.outbox import AnnounceChange
 from domain.periods import billing_month
@@ -70,7 +70,7 @@ class Dashboard:
             installation=installation,
             plan=plan,
             resources=resources,
-            unpaid=[i for i in invoices if i.state.value in ("notpaid", "overdue")],
+            unpaid=[i for i in invoices if unpaid(i.state)],
             can_change=may(session.caller, Action.SET_NOTIFICATION),
         )
 
@@ -89,11 +89,14 @@ class Dashboard:
             can_change=may(session.caller, Action.UPDATE_RESOURCE),
         )
 
-    async def invoices(self, session: Session) -> list[Invoice]:
+    async def billing(self, session: Session) -> tuple[BillingPlan | None, list[Invoice]]:
+        """The installation's plan and its invoices, most recently changed first."""
         authorize(session.caller, Action.READ_INSTALLATION, session.installation_id)
         async with self.ports.storage.unit_of_work() as uow:
-            await active_installation(uow, session.installation_id)
-            return await uow.invoices.list_for_installation(session.installation_id)
+            installation = await active_installation(uow, session.installation_id)
+            invoices = await uow.invoices.list_for_installation(installation.id)
+        plan = self.ports.catalog.plan(installation.billing_plan_id) if installation.billing_plan_id else None
+        return plan, invoices
 
     async def invoice(self, session: Session, invoice_id: str) -> InvoicePage:
         authorize(session.caller, Action.READ_INSTALLATION, session.installation_id)

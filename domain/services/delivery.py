@@ -32,6 +32,7 @@ from domain.outbox import (
     SubmitInvoice,
 )
 from domain.services.common import Ports
+from ports.storage import UnitOfWork
 from ports.vercel import VercelApiError, VercelGateway
 
 log = logging.getLogger("marketplace.outbox")
@@ -136,7 +137,7 @@ class Delivery:
             log.warning("outbox %s (%s) for %s failed (attempt %d), next at %s: %s",
                         entry.id, entry.kind, entry.installation_id, attempts, retry_at.isoformat(), error)
 
-    async def _finalized(self, uow, installation_id: str) -> None:
+    async def _finalized(self, uow: UnitOfWork, installation_id: str) -> None:
         """Vercel has the finalization: nothing more will be billed and the access token no longer works."""
         installation = await uow.installations.get(installation_id)
         if installation is not None and installation.lifecycle is Lifecycle.PENDING_DELETION:

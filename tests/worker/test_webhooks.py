@@ -15,10 +15,12 @@ from domain.invoices import Invoice, InvoiceEvent, InvoiceState, take
 from domain.notifications import Level
 from domain.outbox import SetInstallationNotification, SetResourceStatus
 from domain.resources import ResourceStatus
+from domain.roles import Role
 from domain.services.common import Ports
 from domain.services.delivery import Delivery
 from domain.services.installations import Installations
 from domain.services.webhooks import NEVER, Webhooks
+from domain.sso import Session
 from domain.webhooks import StoredEvent, parse_event
 from ports.storage import Storage
 from tests.support.clock import ManualClock
@@ -252,9 +254,6 @@ async def test_two_processes_applying_the_same_events_apply_each_once(
 
 
 async def test_a_member_change_ends_that_members_sessions(storage: Storage, webhooks: Webhooks) -> None:
-    from domain.roles import Role
-    from domain.sso import Session
-
     await seed(storage, "icfg_member")
     async with storage.unit_of_work() as uow:
         for n, user in enumerate(("usr_changed", "usr_changed", "usr_other")):
