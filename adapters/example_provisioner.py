@@ -25,9 +25,9 @@ import re
 import secrets
 import shlex
 
-from domain.repl import Block, Paragraph, ReplOutcome, Table, Text
-from domain.resources import EnvironmentOverrides, Resource, Secret
-from ports.provisioner import Provisioned, ResourceDraft, Rotation
+from marketplace_provider.domain.repl import Block, Paragraph, ReplOutcome, Table, Text
+from marketplace_provider.domain.resources import EnvironmentOverrides, Resource, Secret
+from marketplace_provider.ports.provisioner import Provisioned, ResourceDraft, Rotation
 
 MAX_KEYS = 1000
 MAX_KEY_LENGTH = 256

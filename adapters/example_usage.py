@@ -24,11 +24,11 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
-from domain.billing import CENT, BillingItem, Money, Period, Usage, UsageType
-from domain.installations import Installation
-from domain.plans import BillingPlan, Catalog, PlanType
-from domain.resources import Resource
-from ports.usage import UsageReport
+from marketplace_provider.domain.billing import CENT, BillingItem, Money, Period, Usage, UsageType
+from marketplace_provider.domain.installations import Installation
+from marketplace_provider.domain.plans import BillingPlan, Catalog, PlanType
+from marketplace_provider.domain.resources import Resource
+from marketplace_provider.ports.usage import UsageReport
 
 _PRICE = re.compile(r"\s*\$\s*([0-9][0-9,]*(?:\.[0-9]+)?)")
 _MICROSECOND = timedelta(microseconds=1)

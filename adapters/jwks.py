@@ -22,8 +22,8 @@ from typing import Any
 import aiohttp
 import jwt
 
-from domain.errors import Unauthenticated, Unavailable
-from domain.roles import AuthStyle, Caller, Role
+from marketplace_provider.domain.errors import Unauthenticated, Unavailable
+from marketplace_provider.domain.roles import AuthStyle, Caller, Role
 
 log = logging.getLogger(__name__)
 

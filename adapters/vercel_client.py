@@ -23,7 +23,7 @@ import msgspec
 from msgspec import UNSET, UnsetType
 from yarl import URL
 
-from domain.billing import (
+from marketplace_provider.domain.billing import (
     AccountInfo,
     BillingData,
     BillingItem,
@@ -46,14 +46,14 @@ from domain.billing import (
     SubmittedInvoice,
     VercelResource,
 )
-from domain.errors import Unavailable
-from domain.installations import Contact, Installation
-from domain.invoices import InvoiceItem, InvoiceSnapshot, InvoiceState
-from domain.notifications import Level, Notification
-from domain.plans import BillingPlan
-from domain.resources import ResourceStatus, Secret
-from domain.roles import Role
-from ports.vercel import VercelApiError
+from marketplace_provider.domain.errors import Unavailable
+from marketplace_provider.domain.installations import Contact, Installation
+from marketplace_provider.domain.invoices import InvoiceItem, InvoiceSnapshot, InvoiceState
+from marketplace_provider.domain.notifications import Level, Notification
+from marketplace_provider.domain.plans import BillingPlan
+from marketplace_provider.domain.resources import ResourceStatus, Secret
+from marketplace_provider.domain.roles import Role
+from marketplace_provider.ports.vercel import VercelApiError
 
 log = logging.getLogger("marketplace.vercel")
 

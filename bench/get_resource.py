@@ -23,10 +23,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import asyncpg  # noqa: E402
 
-from adapters.cipher import SecretCipher  # noqa: E402
-from adapters.storage.postgres import PostgresStorage  # noqa: E402
-from domain.installations import Credentials, Installation, Lifecycle  # noqa: E402
-from domain.resources import Resource, ResourceStatus, Secret  # noqa: E402
+from marketplace_provider.adapters.cipher import SecretCipher  # noqa: E402
+from marketplace_provider.adapters.storage.postgres import PostgresStorage  # noqa: E402
+from marketplace_provider.domain.installations import Credentials, Installation, Lifecycle  # noqa: E402
+from marketplace_provider.domain.resources import Resource, ResourceStatus, Secret  # noqa: E402
 from tests.support.postgres import scratch_database  # noqa: E402
 
 INSTALLATIONS = 1000

@@ -17,17 +17,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from adapters.cipher import SecretCipher  # noqa: E402
-from adapters.storage.postgres import PostgresStorage  # noqa: E402
-from adapters.vercel_client import VercelClient  # noqa: E402
-from config.catalog import load_catalog  # noqa: E402
-from config.settings import DEFAULT_PRODUCTS_FILE  # noqa: E402
-from domain.installations import Credentials, Installation, Lifecycle  # noqa: E402
-from domain.outbox import AnnounceChange, RetryPolicy  # noqa: E402
-from domain.services.common import Ports  # noqa: E402
-from domain.services.delivery import Delivery  # noqa: E402
-from ports.clock import SystemClock  # noqa: E402
-from ports.ids import RandomIds  # noqa: E402
+from marketplace_provider.adapters.cipher import SecretCipher  # noqa: E402
+from marketplace_provider.adapters.storage.postgres import PostgresStorage  # noqa: E402
+from marketplace_provider.adapters.vercel_client import VercelClient  # noqa: E402
+from marketplace_provider.config.catalog import load_catalog  # noqa: E402
+from marketplace_provider.config.settings import DEFAULT_PRODUCTS_FILE  # noqa: E402
+from marketplace_provider.domain.installations import Credentials, Installation, Lifecycle  # noqa: E402
+from marketplace_provider.domain.outbox import AnnounceChange, RetryPolicy  # noqa: E402
+from marketplace_provider.domain.services.common import Ports  # noqa: E402
+from marketplace_provider.domain.services.delivery import Delivery  # noqa: E402
+from marketplace_provider.ports.clock import SystemClock  # noqa: E402
+from marketplace_provider.ports.ids import RandomIds  # noqa: E402
 from tests.support.fake_vercel import FakeVercel  # noqa: E402
 from tests.support.postgres import scratch_database  # noqa: E402
 

@@ -14,9 +14,9 @@ from typing import Any
 import msgspec
 import msgspec.inspect
 
-from config.settings import ConfigError
-from domain.errors import Invalid
-from domain.plans import Catalog, check_catalog
+from marketplace_provider.config.settings import ConfigError
+from marketplace_provider.domain.errors import Invalid
+from marketplace_provider.domain.plans import Catalog, check_catalog
 
 _ENTRY = re.compile(r"^\$\.(plans|products)\[(\d+)\]")
 _CATALOG_INFO = msgspec.inspect.type_info(Catalog)

@@ -7,7 +7,7 @@ from decimal import ROUND_FLOOR, Decimal
 
 import msgspec
 
-from domain.invoices import InvoiceItem
+from marketplace_provider.domain.invoices import InvoiceItem
 
 
 class Balance(msgspec.Struct, frozen=True, kw_only=True):

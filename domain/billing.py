@@ -14,12 +14,12 @@ from decimal import Decimal, InvalidOperation
 import msgspec
 from msgspec.structs import force_setattr
 
-from domain.errors import Invalid
-from domain.installations import Account, Credentials
-from domain.notifications import Notification
-from domain.plans import BillingPlan
-from domain.resources import Resource, ResourceStatus, Secret
-from domain.roles import Role
+from marketplace_provider.domain.errors import Invalid
+from marketplace_provider.domain.installations import Account, Credentials
+from marketplace_provider.domain.notifications import Notification
+from marketplace_provider.domain.plans import BillingPlan
+from marketplace_provider.domain.resources import Resource, ResourceStatus, Secret
+from marketplace_provider.domain.roles import Role
 
 CENT = Decimal("0.01")
 

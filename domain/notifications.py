@@ -6,7 +6,7 @@ import enum
 
 import msgspec
 
-from domain.errors import Invalid
+from marketplace_provider.domain.errors import Invalid
 
 TITLE_MAX = 100
 MESSAGE_MAX = 2000

@@ -13,10 +13,10 @@ from typing import ClassVar
 
 import msgspec
 
-from domain.billing import BillingData, InvoiceRequest, PrepaymentBalance
-from domain.errors import Invalid
-from domain.notifications import Notification
-from domain.resources import ResourceStatus, Secret
+from marketplace_provider.domain.billing import BillingData, InvoiceRequest, PrepaymentBalance
+from marketplace_provider.domain.errors import Invalid
+from marketplace_provider.domain.notifications import Notification
+from marketplace_provider.domain.resources import ResourceStatus, Secret
 
 
 class Message(msgspec.Struct, frozen=True, kw_only=True, tag_field="kind"):

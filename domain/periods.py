@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from domain.billing import Period
+from marketplace_provider.domain.billing import Period
 
 
 def billing_month(moment: datetime) -> Period:

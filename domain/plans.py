@@ -8,7 +8,7 @@ from decimal import Decimal, InvalidOperation
 
 import msgspec
 
-from domain.errors import FieldError, Invalid
+from marketplace_provider.domain.errors import FieldError, Invalid
 
 
 class PlanType(enum.Enum):

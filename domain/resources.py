@@ -7,7 +7,7 @@ from datetime import datetime
 
 import msgspec
 
-from domain.notifications import Notification
+from marketplace_provider.domain.notifications import Notification
 
 
 class ResourceStatus(enum.Enum):

@@ -6,7 +6,7 @@ import enum
 
 import msgspec
 
-from domain.errors import Forbidden
+from marketplace_provider.domain.errors import Forbidden
 
 
 class AuthStyle(enum.Enum):

@@ -9,7 +9,7 @@ from urllib.parse import urlencode
 
 import msgspec
 
-from domain.roles import AuthStyle, Caller, Role
+from marketplace_provider.domain.roles import AuthStyle, Caller, Role
 
 
 class Area(enum.Enum):

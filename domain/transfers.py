@@ -8,7 +8,7 @@ from datetime import datetime
 import msgspec
 from msgspec.structs import replace
 
-from domain.errors import Conflict, NotFound
+from marketplace_provider.domain.errors import Conflict, NotFound
 
 
 class ClaimState(enum.Enum):

@@ -9,8 +9,8 @@ from typing import Any
 
 import msgspec
 
-from domain.errors import Invalid
-from domain.invoices import InvoiceEvent
+from marketplace_provider.domain.errors import Invalid
+from marketplace_provider.domain.invoices import InvoiceEvent
 
 ID_MAX = 256
 

@@ -10,9 +10,9 @@ from typing import TypeVar
 
 import msgspec
 
-from config.catalog import load_catalog
-from config.settings import ConfigError, Settings, load_settings
-from ports.storage import UnitOfWork
+from marketplace_provider.config.catalog import load_catalog
+from marketplace_provider.config.settings import ConfigError, Settings, load_settings
+from marketplace_provider.ports.storage import UnitOfWork
 
 T = TypeVar("T")
 
@@ -22,18 +22,18 @@ log = logging.getLogger("marketplace")
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
-    from entrypoints.http import build_app
+    from marketplace_provider.entrypoints.http import build_app
 
     if settings.uses_development_credentials:
         log.warning("INTEGRATION_CLIENT_ID/SECRET are development values: Vercel's real tokens will be refused")
     import asyncio
 
-    from entrypoints.containers import preflight
+    from marketplace_provider.entrypoints.containers import preflight
 
     build_app(settings)  # fail fast on bad configuration, before the server forks workers
     asyncio.run(preflight(settings))
     uvicorn.run(
-        "entrypoints.http:app_from_env",
+        "marketplace_provider.entrypoints.http:app_from_env",
         factory=True,
         host=args.host,
         port=args.port,
@@ -48,7 +48,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
 def _migrate(settings: Settings, args: argparse.Namespace) -> int:
     import asyncio
 
-    from entrypoints.containers import migrate
+    from marketplace_provider.entrypoints.containers import migrate
 
     applied = asyncio.run(migrate(settings))
     if settings.storage_backend == "memory":
@@ -63,7 +63,7 @@ def _migrate(settings: Settings, args: argparse.Namespace) -> int:
 def _worker(settings: Settings, args: argparse.Namespace) -> int:
     import asyncio
 
-    from entrypoints.worker import run_worker
+    from marketplace_provider.entrypoints.worker import run_worker
 
     if settings.storage_backend == "memory":
         log.warning("STORAGE_BACKEND=memory: this worker sees only what it records itself")
@@ -73,7 +73,7 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
 
 async def _with_storage(settings: Settings, work: Callable[[UnitOfWork], Awaitable[T]]) -> T:
     """Run `work` in one committed unit of work of the configured storage (no migration)."""
-    from entrypoints.containers import open_storage
+    from marketplace_provider.entrypoints.containers import open_storage
 
     opened = open_storage(settings, migrate=False)
     storage = await anext(opened)
@@ -121,7 +121,7 @@ def _outbox(settings: Settings, args: argparse.Namespace) -> int:
 def _bill(settings: Settings, args: argparse.Namespace) -> int:
     import asyncio
 
-    from entrypoints.worker import worker_parts
+    from marketplace_provider.entrypoints.worker import worker_parts
 
     async def run() -> int:
         async with worker_parts(settings) as parts:

@@ -13,36 +13,36 @@ import asyncpg
 
 from dependency_injector import containers, providers
 
-from adapters.example_provisioner import ExampleProvisioner
-from adapters.example_usage import ExampleUsageSource
-from adapters.http.dashboard import Browser
-from adapters.jwks import JwksTokenVerifier
-from adapters.cipher import CipherError, SecretCipher, load_or_create_key_file, parse_keys
-from adapters.storage.memory import MemoryStorage
-from adapters.storage.migrations import migrate_postgres, migrate_sqlite, pending_postgres, pending_sqlite
-from adapters.storage.postgres import PostgresStorage
-from adapters.storage.sqlite import SqliteStorage
-from adapters.vercel_client import VercelClient
-from config.catalog import load_catalog
-from config.settings import ConfigError, Settings
-from domain.services import Services
-from domain.services.common import Ports
-from domain.outbox import RetryPolicy
-from domain.services.dashboard import Dashboard
-from domain.services.delivery import Delivery
-from domain.services.installations import Installations
-from domain.services.notifications import Notifications
-from domain.services.plans import Plans
-from domain.services.purchases import Purchases
-from domain.services.resources import Resources
-from domain.services.scheduled import ScheduledJobs
-from domain.services.sign_in import SignIn
-from domain.services.transfers import Transfers
-from domain.services.webhooks import Webhooks
-from domain.sso import sso_link
-from ports.clock import SystemClock
-from ports.ids import RandomIds
-from ports.storage import Storage
+from marketplace_provider.adapters.example_provisioner import ExampleProvisioner
+from marketplace_provider.adapters.example_usage import ExampleUsageSource
+from marketplace_provider.adapters.http.dashboard import Browser
+from marketplace_provider.adapters.jwks import JwksTokenVerifier
+from marketplace_provider.adapters.cipher import CipherError, SecretCipher, load_or_create_key_file, parse_keys
+from marketplace_provider.adapters.storage.memory import MemoryStorage
+from marketplace_provider.adapters.storage.migrations import migrate_postgres, migrate_sqlite, pending_postgres, pending_sqlite
+from marketplace_provider.adapters.storage.postgres import PostgresStorage
+from marketplace_provider.adapters.storage.sqlite import SqliteStorage
+from marketplace_provider.adapters.vercel_client import VercelClient
+from marketplace_provider.config.catalog import load_catalog
+from marketplace_provider.config.settings import ConfigError, Settings
+from marketplace_provider.domain.services import Services
+from marketplace_provider.domain.services.common import Ports
+from marketplace_provider.domain.outbox import RetryPolicy
+from marketplace_provider.domain.services.dashboard import Dashboard
+from marketplace_provider.domain.services.delivery import Delivery
+from marketplace_provider.domain.services.installations import Installations
+from marketplace_provider.domain.services.notifications import Notifications
+from marketplace_provider.domain.services.plans import Plans
+from marketplace_provider.domain.services.purchases import Purchases
+from marketplace_provider.domain.services.resources import Resources
+from marketplace_provider.domain.services.scheduled import ScheduledJobs
+from marketplace_provider.domain.services.sign_in import SignIn
+from marketplace_provider.domain.services.transfers import Transfers
+from marketplace_provider.domain.services.webhooks import Webhooks
+from marketplace_provider.domain.sso import sso_link
+from marketplace_provider.ports.clock import SystemClock
+from marketplace_provider.ports.ids import RandomIds
+from marketplace_provider.ports.storage import Storage
 
 
 async def resolved(value: object) -> object:

@@ -9,9 +9,9 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from litestar import Litestar
 
-from adapters.http.app import Runtime, create_app
-from config.settings import Settings, load_settings
-from entrypoints.containers import HttpContainer, resolved
+from marketplace_provider.adapters.http.app import Runtime, create_app
+from marketplace_provider.config.settings import Settings, load_settings
+from marketplace_provider.entrypoints.containers import HttpContainer, resolved
 
 
 def runtime_opener(container: HttpContainer) -> Callable[[], AbstractAsyncContextManager[Runtime]]:

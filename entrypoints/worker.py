@@ -16,12 +16,12 @@ from contextlib import asynccontextmanager
 
 import msgspec
 
-from config.settings import Settings
-from domain.errors import Unavailable
-from domain.services.delivery import Delivery
-from domain.services.scheduled import ScheduledJobs
-from domain.services.webhooks import Webhooks
-from entrypoints.containers import WorkerContainer, resolved
+from marketplace_provider.config.settings import Settings
+from marketplace_provider.domain.errors import Unavailable
+from marketplace_provider.domain.services.delivery import Delivery
+from marketplace_provider.domain.services.scheduled import ScheduledJobs
+from marketplace_provider.domain.services.webhooks import Webhooks
+from marketplace_provider.entrypoints.containers import WorkerContainer, resolved
 
 log = logging.getLogger("marketplace.worker")
 

@@ -6,9 +6,9 @@ from typing import Protocol
 
 import msgspec
 
-from domain.plans import BillingPlan, Product
-from domain.repl import ReplOutcome
-from domain.resources import Resource, ResourceStatus, Secret
+from marketplace_provider.domain.plans import BillingPlan, Product
+from marketplace_provider.domain.repl import ReplOutcome
+from marketplace_provider.domain.resources import Resource, ResourceStatus, Secret
 
 
 class ResourceDraft(msgspec.Struct, frozen=True, kw_only=True):

@@ -12,13 +12,13 @@ from typing import Protocol, Self, TypeVar
 
 import msgspec
 
-from domain.installations import Installation, Lifecycle
-from domain.invoices import Invoice, InvoiceTransition
-from domain.outbox import OutboxCounts, OutboxEntry, OutboxMessage
-from domain.resources import Resource
-from domain.sso import Session
-from domain.transfers import TransferClaim
-from domain.webhooks import StoredEvent
+from marketplace_provider.domain.installations import Installation, Lifecycle
+from marketplace_provider.domain.invoices import Invoice, InvoiceTransition
+from marketplace_provider.domain.outbox import OutboxCounts, OutboxEntry, OutboxMessage
+from marketplace_provider.domain.resources import Resource
+from marketplace_provider.domain.sso import Session
+from marketplace_provider.domain.transfers import TransferClaim
+from marketplace_provider.domain.webhooks import StoredEvent
 
 T = TypeVar("T")
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from domain.roles import Caller
+from marketplace_provider.domain.roles import Caller
 
 
 class TokenVerifier(Protocol):

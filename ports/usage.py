@@ -9,9 +9,9 @@ from typing import Protocol
 
 import msgspec
 
-from domain.billing import BillingItem, Discount, Period, Usage
-from domain.installations import Installation
-from domain.resources import Resource
+from marketplace_provider.domain.billing import BillingItem, Discount, Period, Usage
+from marketplace_provider.domain.installations import Installation
+from marketplace_provider.domain.resources import Resource
 
 
 class UsageReport(msgspec.Struct, frozen=True, kw_only=True):

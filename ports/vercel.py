@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Protocol
 
-from domain.billing import (
+from marketplace_provider.domain.billing import (
     AccountInfo,
     BillingData,
     ExperimentationConfig,
@@ -33,10 +33,10 @@ from domain.billing import (
     SubmittedInvoice,
     VercelResource,
 )
-from domain.errors import Unavailable
-from domain.installations import Installation
-from domain.invoices import InvoiceSnapshot
-from domain.resources import Secret
+from marketplace_provider.domain.errors import Unavailable
+from marketplace_provider.domain.installations import Installation
+from marketplace_provider.domain.invoices import InvoiceSnapshot
+from marketplace_provider.domain.resources import Secret
 
 
 class VercelApiError(Unavailable):

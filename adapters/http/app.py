@@ -20,23 +20,23 @@ from litestar.openapi import OpenAPIConfig
 from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 
-from adapters.http.auth import provide_caller, provide_request_key
-from adapters.http.errors import EXCEPTION_HANDLERS
-from adapters.http.dashboard import Browser, callback_router, dashboard_router
-from adapters.http.partner_api import partner_api
-from adapters.http.webhooks import receive_webhook
+from marketplace_provider.adapters.http.auth import provide_caller, provide_request_key
+from marketplace_provider.adapters.http.errors import EXCEPTION_HANDLERS
+from marketplace_provider.adapters.http.dashboard import Browser, callback_router, dashboard_router
+from marketplace_provider.adapters.http.partner_api import partner_api
+from marketplace_provider.adapters.http.webhooks import receive_webhook
 
-from domain.services import Services
-from domain.services.dashboard import Dashboard
-from domain.services.sign_in import SignIn
-from domain.services.installations import Installations
-from domain.services.plans import Plans
-from domain.services.purchases import Purchases
-from domain.services.resources import Resources
-from domain.services.transfers import Transfers
-from domain.services.webhooks import Webhooks
-from ports.storage import Storage
-from ports.tokens import TokenVerifier
+from marketplace_provider.domain.services import Services
+from marketplace_provider.domain.services.dashboard import Dashboard
+from marketplace_provider.domain.services.sign_in import SignIn
+from marketplace_provider.domain.services.installations import Installations
+from marketplace_provider.domain.services.plans import Plans
+from marketplace_provider.domain.services.purchases import Purchases
+from marketplace_provider.domain.services.resources import Resources
+from marketplace_provider.domain.services.transfers import Transfers
+from marketplace_provider.domain.services.webhooks import Webhooks
+from marketplace_provider.ports.storage import Storage
+from marketplace_provider.ports.tokens import TokenVerifier
 
 log = logging.getLogger("marketplace.http")
 

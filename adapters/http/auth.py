@@ -8,10 +8,10 @@ import re
 from litestar import Request
 from litestar.datastructures import State
 
-from domain.errors import Invalid, Unauthenticated
-from domain.roles import Caller
-from domain.services.common import RequestKey
-from ports.tokens import TokenVerifier
+from marketplace_provider.domain.errors import Invalid, Unauthenticated
+from marketplace_provider.domain.roles import Caller
+from marketplace_provider.domain.services.common import RequestKey
+from marketplace_provider.ports.tokens import TokenVerifier
 
 PATH_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
 IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")

@@ -17,11 +17,11 @@ from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, FromQuery, QueryParameter, URLEncodedBody
 from litestar.response import Redirect, Template
 
-from adapters.http.errors import STATUS
-from domain.errors import DomainError, Invalid
-from domain.services.dashboard import Dashboard
-from domain.services.sign_in import SignIn
-from domain.sso import Area, Session, SsoIntent, provider_sso_url
+from marketplace_provider.adapters.http.errors import STATUS
+from marketplace_provider.domain.errors import DomainError, Invalid
+from marketplace_provider.domain.services.dashboard import Dashboard
+from marketplace_provider.domain.services.sign_in import SignIn
+from marketplace_provider.domain.sso import Area, Session, SsoIntent, provider_sso_url
 
 log = logging.getLogger("marketplace.dashboard")
 

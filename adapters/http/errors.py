@@ -9,8 +9,8 @@ import re
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 
-from adapters.http.schemas import ErrorBody, FieldProblem
-from domain.errors import (
+from marketplace_provider.adapters.http.schemas import ErrorBody, FieldProblem
+from marketplace_provider.domain.errors import (
     Conflict,
     DomainError,
     Forbidden,

@@ -12,8 +12,8 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_202_ACCEPTED, HTTP_204_NO_CONTENT
 
-from adapters.http.auth import PATH_ID
-from adapters.http.schemas import (
+from marketplace_provider.adapters.http.auth import PATH_ID
+from marketplace_provider.adapters.http.schemas import (
     AcceptTransferIn,
     CreateTransferIn,
     CreateTransferOut,
@@ -40,16 +40,16 @@ from adapters.http.schemas import (
     BillingPlanOut,
     VerifyTransferOut,
 )
-from domain.errors import Invalid
-from domain.installations import Account, Contact, Credentials, InstallationDetails
-from domain.resources import ProvisionRequest, Resource, ResourceChanges, ResourceStatus
-from domain.roles import Caller
-from domain.services.common import RequestKey
-from domain.services.installations import Installations
-from domain.services.plans import Plans
-from domain.services.purchases import Purchases
-from domain.services.resources import Resources
-from domain.services.transfers import Transfers
+from marketplace_provider.domain.errors import Invalid
+from marketplace_provider.domain.installations import Account, Contact, Credentials, InstallationDetails
+from marketplace_provider.domain.resources import ProvisionRequest, Resource, ResourceChanges, ResourceStatus
+from marketplace_provider.domain.roles import Caller
+from marketplace_provider.domain.services.common import RequestKey
+from marketplace_provider.domain.services.installations import Installations
+from marketplace_provider.domain.services.plans import Plans
+from marketplace_provider.domain.services.purchases import Purchases
+from marketplace_provider.domain.services.resources import Resources
+from marketplace_provider.domain.services.transfers import Transfers
 
 INSTALLATION = "/v1/installations/{installationId:str}"
 RESOURCE = INSTALLATION + "/resources/{resourceId:str}"

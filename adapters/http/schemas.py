@@ -11,11 +11,11 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import UNSET, Meta, UnsetType
 
-from domain.balances import PurchaseResult
-from domain.errors import DomainError, Invalid
-from domain.notifications import Notification
-from domain.plans import BillingPlan
-from domain.resources import Resource, Secret
+from marketplace_provider.domain.balances import PurchaseResult
+from marketplace_provider.domain.errors import DomainError, Invalid
+from marketplace_provider.domain.notifications import Notification
+from marketplace_provider.domain.plans import BillingPlan
+from marketplace_provider.domain.resources import Resource, Secret
 
 NO_NUL = r"^[^\x00]*$"  # NUL bytes are refused everywhere: no store or log should ever see one
 Id = Annotated[str, Meta(min_length=1, max_length=128, pattern=NO_NUL)]

@@ -14,9 +14,9 @@ from litestar.background_tasks import BackgroundTask
 from litestar.datastructures import State
 from litestar.di import NamedDependency
 
-from adapters.http.schemas import ErrorBody, Wire
-from domain.services.webhooks import Webhooks
-from domain.webhooks import parse_event
+from marketplace_provider.adapters.http.schemas import ErrorBody, Wire
+from marketplace_provider.domain.services.webhooks import Webhooks
+from marketplace_provider.domain.webhooks import parse_event
 
 log = logging.getLogger("marketplace.webhooks")
 

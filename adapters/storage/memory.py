@@ -12,16 +12,16 @@ from typing import Self
 import msgspec
 from msgspec.structs import replace
 
-from adapters.storage.rows import LAST_ERROR_MAX, new_outbox_id
-from domain.errors import Conflict
-from domain.installations import Installation, Lifecycle
-from domain.invoices import Invoice, InvoiceTransition
-from domain.outbox import OutboxCounts, OutboxEntry, OutboxMessage, OutboxState
-from domain.resources import Resource
-from domain.sso import Session
-from domain.transfers import TransferClaim
-from domain.webhooks import StoredEvent
-from ports.storage import Reply
+from marketplace_provider.adapters.storage.rows import LAST_ERROR_MAX, new_outbox_id
+from marketplace_provider.domain.errors import Conflict
+from marketplace_provider.domain.installations import Installation, Lifecycle
+from marketplace_provider.domain.invoices import Invoice, InvoiceTransition
+from marketplace_provider.domain.outbox import OutboxCounts, OutboxEntry, OutboxMessage, OutboxState
+from marketplace_provider.domain.resources import Resource
+from marketplace_provider.domain.sso import Session
+from marketplace_provider.domain.transfers import TransferClaim
+from marketplace_provider.domain.webhooks import StoredEvent
+from marketplace_provider.ports.storage import Reply
 
 
 class _OutboxRow(msgspec.Struct, frozen=True, kw_only=True):

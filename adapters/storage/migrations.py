@@ -41,7 +41,7 @@ SQLITE_BUSY_TIMEOUT_SECONDS = 30.0
 
 def migrations(backend: str) -> list[tuple[str, str]]:
     """(version, script) pairs of one backend ('postgres' or 'sqlite'), in the order they apply."""
-    folder = resources.files("adapters.storage").joinpath("sql", backend)
+    folder = resources.files("marketplace_provider.adapters.storage").joinpath("sql", backend)
     found = []
     for entry in folder.iterdir():
         if not entry.name.endswith(".sql"):

@@ -14,14 +14,14 @@ from typing import Any
 
 import msgspec
 
-from adapters.cipher import SecretCipher
-from domain.installations import Credentials, Installation
-from domain.invoices import Invoice, InvoiceTransition
-from domain.outbox import OutboxEntry, OutboxMessage
-from domain.resources import Resource, Secret
-from domain.sso import Session
-from domain.transfers import TransferClaim
-from domain.webhooks import StoredEvent
+from marketplace_provider.adapters.cipher import SecretCipher
+from marketplace_provider.domain.installations import Credentials, Installation
+from marketplace_provider.domain.invoices import Invoice, InvoiceTransition
+from marketplace_provider.domain.outbox import OutboxEntry, OutboxMessage
+from marketplace_provider.domain.resources import Resource, Secret
+from marketplace_provider.domain.sso import Session
+from marketplace_provider.domain.transfers import TransferClaim
+from marketplace_provider.domain.webhooks import StoredEvent
 
 
 def aad(*parts: str) -> bytes:

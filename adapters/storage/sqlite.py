@@ -20,20 +20,20 @@ from typing import Any, Self
 import aiosqlite
 import msgspec
 
-from adapters.cipher import SecretCipher
-from adapters.storage.rows import CLAIM_COLUMNS, INSTALLATION_COLUMNS, RESOURCE_COLUMNS, SEALED, RowCodec, aad
-from adapters.storage.rows import LAST_ERROR_MAX, OUTBOX_COLUMNS, OUTBOX_INSERT_COLUMNS, leasable, new_outbox_id
-from adapters.storage.rows import INVOICE_COLUMNS, SESSION_COLUMNS, TRANSITION_COLUMNS, WEBHOOK_EVENT_COLUMNS
-from adapters.storage.rows import key_ids_in_use, open_reply, seal_reply
-from domain.errors import Conflict, Unavailable
-from domain.installations import Installation, Lifecycle
-from domain.invoices import Invoice, InvoiceTransition
-from domain.outbox import OutboxCounts, OutboxEntry, OutboxMessage
-from domain.resources import Resource
-from domain.sso import Session
-from domain.transfers import TransferClaim
-from domain.webhooks import StoredEvent
-from ports.storage import Reply
+from marketplace_provider.adapters.cipher import SecretCipher
+from marketplace_provider.adapters.storage.rows import CLAIM_COLUMNS, INSTALLATION_COLUMNS, RESOURCE_COLUMNS, SEALED, RowCodec, aad
+from marketplace_provider.adapters.storage.rows import LAST_ERROR_MAX, OUTBOX_COLUMNS, OUTBOX_INSERT_COLUMNS, leasable, new_outbox_id
+from marketplace_provider.adapters.storage.rows import INVOICE_COLUMNS, SESSION_COLUMNS, TRANSITION_COLUMNS, WEBHOOK_EVENT_COLUMNS
+from marketplace_provider.adapters.storage.rows import key_ids_in_use, open_reply, seal_reply
+from marketplace_provider.domain.errors import Conflict, Unavailable
+from marketplace_provider.domain.installations import Installation, Lifecycle
+from marketplace_provider.domain.invoices import Invoice, InvoiceTransition
+from marketplace_provider.domain.outbox import OutboxCounts, OutboxEntry, OutboxMessage
+from marketplace_provider.domain.resources import Resource
+from marketplace_provider.domain.sso import Session
+from marketplace_provider.domain.transfers import TransferClaim
+from marketplace_provider.domain.webhooks import StoredEvent
+from marketplace_provider.ports.storage import Reply
 
 BUSY_TIMEOUT_MS = 10_000
 # OperationalErrors that mean "the file cannot be used right now", not a bug in a statement

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import msgspec
 
-from domain.services.installations import Installations
-from domain.services.notifications import Notifications
-from domain.services.plans import Plans
-from domain.services.purchases import Purchases
-from domain.services.resources import Resources
-from domain.services.transfers import Transfers
-from domain.services.webhooks import Webhooks
+from marketplace_provider.domain.services.installations import Installations
+from marketplace_provider.domain.services.notifications import Notifications
+from marketplace_provider.domain.services.plans import Plans
+from marketplace_provider.domain.services.purchases import Purchases
+from marketplace_provider.domain.services.resources import Resources
+from marketplace_provider.domain.services.transfers import Transfers
+from marketplace_provider.domain.services.webhooks import Webhooks
 
 
 class Services(msgspec.Struct, frozen=True, kw_only=True):

@@ -7,13 +7,13 @@ from typing import TypeVar
 
 import msgspec
 
-from domain.errors import Conflict, NotFound
-from domain.installations import Installation
-from domain.plans import Catalog
-from domain.resources import Resource
-from ports.clock import Clock
-from ports.ids import IdGenerator
-from ports.storage import Reply, Storage, UnitOfWork
+from marketplace_provider.domain.errors import Conflict, NotFound
+from marketplace_provider.domain.installations import Installation
+from marketplace_provider.domain.plans import Catalog
+from marketplace_provider.domain.resources import Resource
+from marketplace_provider.ports.clock import Clock
+from marketplace_provider.ports.ids import IdGenerator
+from marketplace_provider.ports.storage import Reply, Storage, UnitOfWork
 
 T = TypeVar("T")
 

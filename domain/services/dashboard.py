@@ -7,22 +7,22 @@ from __future__ import annotations
 import msgspec
 from msgspec.structs import replace
 
-from domain.errors import Invalid, NotFound
-from domain.installations import Installation
-from domain.invoices import Invoice, InvoiceTransition, unpaid
-from domain.notifications import Level, Notification, new_notification
-from domain.outbox import AnnounceChange
-from domain.periods import billing_month
-from domain.plans import BillingPlan, choose_resource_plan
-from domain.resources import Resource
-from domain.roles import Action, authorize, may
-from domain.services.common import Ports, active_installation, live_resource
-from domain.services.notifications import show
-from domain.services.resources import Resources
-from domain.sso import Session
-from domain.webhooks import INVOICE_EVENTS, StoredEvent, payload_of
-from ports.provisioner import ResourceProvisioner
-from ports.usage import UsageReport, UsageSource
+from marketplace_provider.domain.errors import Invalid, NotFound
+from marketplace_provider.domain.installations import Installation
+from marketplace_provider.domain.invoices import Invoice, InvoiceTransition, unpaid
+from marketplace_provider.domain.notifications import Level, Notification, new_notification
+from marketplace_provider.domain.outbox import AnnounceChange
+from marketplace_provider.domain.periods import billing_month
+from marketplace_provider.domain.plans import BillingPlan, choose_resource_plan
+from marketplace_provider.domain.resources import Resource
+from marketplace_provider.domain.roles import Action, authorize, may
+from marketplace_provider.domain.services.common import Ports, active_installation, live_resource
+from marketplace_provider.domain.services.notifications import show
+from marketplace_provider.domain.services.resources import Resources
+from marketplace_provider.domain.sso import Session
+from marketplace_provider.domain.webhooks import INVOICE_EVENTS, StoredEvent, payload_of
+from marketplace_provider.ports.provisioner import ResourceProvisioner
+from marketplace_provider.ports.usage import UsageReport, UsageSource
 
 EVENT_LOG_LENGTH = 200
 

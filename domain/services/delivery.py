@@ -15,10 +15,10 @@ from itertools import groupby
 
 from msgspec.structs import replace
 
-from domain.billing import CLEAR, InstallationEvent, InstallationUpdate, ResourceEvent, ResourceUpdate
-from domain.errors import DomainError, Unavailable
-from domain.installations import Installation, Lifecycle
-from domain.outbox import (
+from marketplace_provider.domain.billing import CLEAR, InstallationEvent, InstallationUpdate, ResourceEvent, ResourceUpdate
+from marketplace_provider.domain.errors import DomainError, Unavailable
+from marketplace_provider.domain.installations import Installation, Lifecycle
+from marketplace_provider.domain.outbox import (
     AnnounceChange,
     FinalizeInstallation,
     OutboxEntry,
@@ -31,9 +31,9 @@ from domain.outbox import (
     SubmitBillingData,
     SubmitInvoice,
 )
-from domain.services.common import Ports
-from ports.storage import UnitOfWork
-from ports.vercel import VercelApiError, VercelGateway
+from marketplace_provider.domain.services.common import Ports
+from marketplace_provider.ports.storage import UnitOfWork
+from marketplace_provider.ports.vercel import VercelApiError, VercelGateway
 
 log = logging.getLogger("marketplace.outbox")
 

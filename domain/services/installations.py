@@ -7,14 +7,14 @@ from datetime import datetime
 import msgspec
 from msgspec.structs import replace
 
-from domain.installations import Installation, InstallationDetails, Lifecycle
-from domain.notifications import Notification
-from domain.plans import BillingPlan, choose_installation_plan
-from domain.resources import ResourceStatus
-from domain.roles import Action, Caller, authorize
-from domain.services.common import Ports, RequestKey, active_installation, once
-from ports.provisioner import ResourceProvisioner
-from ports.storage import UnitOfWork
+from marketplace_provider.domain.installations import Installation, InstallationDetails, Lifecycle
+from marketplace_provider.domain.notifications import Notification
+from marketplace_provider.domain.plans import BillingPlan, choose_installation_plan
+from marketplace_provider.domain.resources import ResourceStatus
+from marketplace_provider.domain.roles import Action, Caller, authorize
+from marketplace_provider.domain.services.common import Ports, RequestKey, active_installation, once
+from marketplace_provider.ports.provisioner import ResourceProvisioner
+from marketplace_provider.ports.storage import UnitOfWork
 
 
 class InstallationView(msgspec.Struct, frozen=True, kw_only=True):

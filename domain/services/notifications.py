@@ -6,12 +6,12 @@ from datetime import datetime
 
 from msgspec.structs import replace
 
-from domain.installations import Installation
-from domain.notifications import Notification
-from domain.outbox import SetInstallationNotification
-from domain.roles import Action, Caller, authorize
-from domain.services.common import Ports, active_installation
-from ports.storage import UnitOfWork
+from marketplace_provider.domain.installations import Installation
+from marketplace_provider.domain.notifications import Notification
+from marketplace_provider.domain.outbox import SetInstallationNotification
+from marketplace_provider.domain.roles import Action, Caller, authorize
+from marketplace_provider.domain.services.common import Ports, active_installation
+from marketplace_provider.ports.storage import UnitOfWork
 
 
 class Notifications:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from domain.errors import NotFound
-from domain.plans import BillingPlan, PlanScope
-from domain.roles import Action, Caller, authorize
-from domain.services.common import Ports, active_installation, live_resource
+from marketplace_provider.domain.errors import NotFound
+from marketplace_provider.domain.plans import BillingPlan, PlanScope
+from marketplace_provider.domain.roles import Action, Caller, authorize
+from marketplace_provider.domain.services.common import Ports, active_installation, live_resource
 
 
 class Plans:

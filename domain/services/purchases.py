@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from domain.balances import Balance, PurchaseResult, credit
-from domain.errors import Invalid, Unprocessable
-from domain.invoices import InvoiceState
-from domain.outbox import ReportBalances
-from domain.roles import Action, Caller, authorize
-from domain.services.common import Ports, RequestKey, active_installation, once
-from ports.vercel import VercelGateway
+from marketplace_provider.domain.balances import Balance, PurchaseResult, credit
+from marketplace_provider.domain.errors import Invalid, Unprocessable
+from marketplace_provider.domain.invoices import InvoiceState
+from marketplace_provider.domain.outbox import ReportBalances
+from marketplace_provider.domain.roles import Action, Caller, authorize
+from marketplace_provider.domain.services.common import Ports, RequestKey, active_installation, once
+from marketplace_provider.ports.vercel import VercelGateway
 
 
 class Purchases:

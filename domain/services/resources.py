@@ -6,14 +6,14 @@ import math
 
 from msgspec.structs import replace
 
-from domain.errors import Invalid, NotFound
-from domain.outbox import PushResourceSecrets, SetResourceStatus
-from domain.plans import BillingPlan, choose_resource_plan, resolve_metadata
-from domain.repl import ReplOutcome
-from domain.resources import NAME_MAX, ProvisionRequest, Resource, ResourceChanges, ResourceStatus, Secret
-from domain.roles import Action, Caller, authorize
-from domain.services.common import Ports, RequestKey, active_installation, live_resource, once
-from ports.provisioner import ResourceDraft, ResourceProvisioner, Rotation
+from marketplace_provider.domain.errors import Invalid, NotFound
+from marketplace_provider.domain.outbox import PushResourceSecrets, SetResourceStatus
+from marketplace_provider.domain.plans import BillingPlan, choose_resource_plan, resolve_metadata
+from marketplace_provider.domain.repl import ReplOutcome
+from marketplace_provider.domain.resources import NAME_MAX, ProvisionRequest, Resource, ResourceChanges, ResourceStatus, Secret
+from marketplace_provider.domain.roles import Action, Caller, authorize
+from marketplace_provider.domain.services.common import Ports, RequestKey, active_installation, live_resource, once
+from marketplace_provider.ports.provisioner import ResourceDraft, ResourceProvisioner, Rotation
 
 KEEP_OLD_SECRETS_MAX_HOURS = 720
 REPL_INPUT_MAX = 10_000

@@ -14,13 +14,13 @@ from datetime import datetime
 
 import msgspec
 
-from domain.billing import BillingData, InvoiceRequest, Period
-from domain.installations import Installation, Lifecycle
-from domain.outbox import FinalizeInstallation, OutboxMessage, ReportBalances, SubmitBillingData, SubmitInvoice
-from domain.periods import billing_month, end_of_day, hour_key, last_instant, month_key, previous_month
-from domain.resources import Resource
-from domain.services.common import Ports
-from ports.usage import UsageSource
+from marketplace_provider.domain.billing import BillingData, InvoiceRequest, Period
+from marketplace_provider.domain.installations import Installation, Lifecycle
+from marketplace_provider.domain.outbox import FinalizeInstallation, OutboxMessage, ReportBalances, SubmitBillingData, SubmitInvoice
+from marketplace_provider.domain.periods import billing_month, end_of_day, hour_key, last_instant, month_key, previous_month
+from marketplace_provider.domain.resources import Resource
+from marketplace_provider.domain.services.common import Ports
+from marketplace_provider.ports.usage import UsageSource
 
 log = logging.getLogger("marketplace.jobs")
 

@@ -10,13 +10,13 @@ from urllib.parse import quote, urlencode
 
 import msgspec
 
-from domain.errors import Forbidden, NotFound, Unauthenticated, Unavailable
-from domain.roles import AuthStyle
-from domain.services.common import Ports, active_installation
-from domain.sso import Area, Landing, Session, SsoIntent, landing, session_hash
-from ports.storage import UnitOfWork
-from ports.tokens import TokenVerifier
-from ports.vercel import VercelApiError, VercelGateway
+from marketplace_provider.domain.errors import Forbidden, NotFound, Unauthenticated, Unavailable
+from marketplace_provider.domain.roles import AuthStyle
+from marketplace_provider.domain.services.common import Ports, active_installation
+from marketplace_provider.domain.sso import Area, Landing, Session, SsoIntent, landing, session_hash
+from marketplace_provider.ports.storage import UnitOfWork
+from marketplace_provider.ports.tokens import TokenVerifier
+from marketplace_provider.ports.vercel import VercelApiError, VercelGateway
 
 log = logging.getLogger("marketplace.sso")
 

@@ -6,12 +6,12 @@ from datetime import datetime
 
 from msgspec.structs import replace
 
-from domain import transfers
-from domain.errors import Conflict, Invalid, Unprocessable
-from domain.plans import BillingPlan
-from domain.roles import Action, Caller, authorize
-from domain.services.common import Ports, RequestKey, active_installation, once
-from domain.transfers import ClaimState, TransferClaim
+from marketplace_provider.domain import transfers
+from marketplace_provider.domain.errors import Conflict, Invalid, Unprocessable
+from marketplace_provider.domain.plans import BillingPlan
+from marketplace_provider.domain.roles import Action, Caller, authorize
+from marketplace_provider.domain.services.common import Ports, RequestKey, active_installation, once
+from marketplace_provider.domain.transfers import ClaimState, TransferClaim
 
 MAX_RESOURCES_PER_CLAIM = 100
 

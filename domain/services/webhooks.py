@@ -13,19 +13,19 @@ from datetime import UTC, datetime
 
 from msgspec.structs import replace
 
-from domain.errors import DomainError, Unavailable
-from domain.installations import Installation
-from domain.invoices import Invoice, InvoiceEvent, InvoiceState, InvoiceTransition, take, unpaid
-from domain.notifications import Level, Notification
-from domain.outbox import SetResourceStatus
-from domain.resources import Resource, ResourceStatus
-from domain.services.common import Ports
-from domain.services.installations import Installations
-from domain.services.notifications import show
-from domain.webhooks import INVOICE_EVENTS, MEMBER_CHANGED, REMOVED, InvoiceNotice, StoredEvent, invoice_notice, payload_of
-from ports.provisioner import ResourceProvisioner
-from ports.storage import UnitOfWork
-from ports.vercel import VercelGateway
+from marketplace_provider.domain.errors import DomainError, Unavailable
+from marketplace_provider.domain.installations import Installation
+from marketplace_provider.domain.invoices import Invoice, InvoiceEvent, InvoiceState, InvoiceTransition, take, unpaid
+from marketplace_provider.domain.notifications import Level, Notification
+from marketplace_provider.domain.outbox import SetResourceStatus
+from marketplace_provider.domain.resources import Resource, ResourceStatus
+from marketplace_provider.domain.services.common import Ports
+from marketplace_provider.domain.services.installations import Installations
+from marketplace_provider.domain.services.notifications import show
+from marketplace_provider.domain.webhooks import INVOICE_EVENTS, MEMBER_CHANGED, REMOVED, InvoiceNotice, StoredEvent, invoice_notice, payload_of
+from marketplace_provider.ports.provisioner import ResourceProvisioner
+from marketplace_provider.ports.storage import UnitOfWork
+from marketplace_provider.ports.vercel import VercelGateway
 
 log = logging.getLogger("marketplace.webhooks")
 

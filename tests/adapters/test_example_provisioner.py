@@ -8,12 +8,12 @@ import msgspec
 import pytest
 from msgspec.structs import replace
 
-from adapters.example_provisioner import MAX_KEY_LENGTH, ExampleProvisioner
-from config.catalog import load_catalog
-from config.settings import Settings
-from domain.repl import Paragraph, ReplOutcome, Table
-from domain.resources import Resource, ResourceStatus, Secret
-from ports.provisioner import ResourceDraft, ResourceProvisioner
+from marketplace_provider.adapters.example_provisioner import MAX_KEY_LENGTH, ExampleProvisioner
+from marketplace_provider.config.catalog import load_catalog
+from marketplace_provider.config.settings import Settings
+from marketplace_provider.domain.repl import Paragraph, ReplOutcome, Table
+from marketplace_provider.domain.resources import Resource, ResourceStatus, Secret
+from marketplace_provider.ports.provisioner import ResourceDraft, ResourceProvisioner
 
 CATALOG = load_catalog(Settings().products_file)
 NOW = datetime(2026, 11, 1, tzinfo=UTC)

@@ -8,14 +8,14 @@ from decimal import Decimal
 import pytest
 from msgspec.structs import asdict
 
-from adapters.example_usage import ExampleUsageSource, monthly_price
-from config.catalog import load_catalog
-from config.settings import DEFAULT_PRODUCTS_FILE
-from domain.billing import BillingData, BillingItem, InvoiceRequest, Period, Usage, UsageType, usd
-from domain.installations import Installation, Lifecycle
-from domain.plans import BillingPlan, Catalog, PlanType, Product
-from domain.resources import Resource, ResourceStatus
-from ports.usage import UsageReport, UsageSource
+from marketplace_provider.adapters.example_usage import ExampleUsageSource, monthly_price
+from marketplace_provider.config.catalog import load_catalog
+from marketplace_provider.config.settings import DEFAULT_PRODUCTS_FILE
+from marketplace_provider.domain.billing import BillingData, BillingItem, InvoiceRequest, Period, Usage, UsageType, usd
+from marketplace_provider.domain.installations import Installation, Lifecycle
+from marketplace_provider.domain.plans import BillingPlan, Catalog, PlanType, Product
+from marketplace_provider.domain.resources import Resource, ResourceStatus
+from marketplace_provider.ports.usage import UsageReport, UsageSource
 
 CATALOG = load_catalog(DEFAULT_PRODUCTS_FILE)
 START = datetime(2026, 11, 1, tzinfo=UTC)  # November: 30 days

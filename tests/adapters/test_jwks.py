@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from adapters.jwks import JwksTokenVerifier
-from domain.errors import Unauthenticated, Unavailable
-from domain.roles import AuthStyle, Caller, Role
+from marketplace_provider.adapters.jwks import JwksTokenVerifier
+from marketplace_provider.domain.errors import Unauthenticated, Unavailable
+from marketplace_provider.domain.roles import AuthStyle, Caller, Role
 from tests.support.tokens import ACCOUNT_ID, OMIT, USER_ID, SigningKey, TokenKit
 
 LEEWAY = 30

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from adapters.vercel_client import VercelClient, parse_retry_after
-from domain.billing import (
+from marketplace_provider.adapters.vercel_client import VercelClient, parse_retry_after
+from marketplace_provider.domain.billing import (
     CLEAR,
     BillingData,
     BillingItem,
@@ -46,14 +46,14 @@ from domain.billing import (
     VercelResource,
     usd,
 )
-from domain.errors import Invalid, Unavailable
-from domain.installations import Account, Contact, Credentials, Installation, Lifecycle
-from domain.invoices import InvoiceState
-from domain.notifications import Level, Notification
-from domain.plans import BillingPlan, PlanDetail, PlanType
-from domain.resources import EnvironmentOverrides, ResourceStatus, Secret
-from domain.roles import Role
-from ports.vercel import VercelApiError, VercelGateway
+from marketplace_provider.domain.errors import Invalid, Unavailable
+from marketplace_provider.domain.installations import Account, Contact, Credentials, Installation, Lifecycle
+from marketplace_provider.domain.invoices import InvoiceState
+from marketplace_provider.domain.notifications import Level, Notification
+from marketplace_provider.domain.plans import BillingPlan, PlanDetail, PlanType
+from marketplace_provider.domain.resources import EnvironmentOverrides, ResourceStatus, Secret
+from marketplace_provider.domain.roles import Role
+from marketplace_provider.ports.vercel import VercelApiError, VercelGateway
 from tests.support.fake_vercel import Call, FakeVercel
 
 TOKEN = "icfg-secret-access-token"

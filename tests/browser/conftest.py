@@ -14,17 +14,17 @@ import aiohttp
 import pytest
 from playwright.async_api import Browser, BrowserContext, async_playwright
 
-from adapters.cipher import SecretCipher, load_or_create_key_file
-from adapters.storage.sqlite import SqliteStorage
-from adapters.vercel_client import VercelClient
-from config.settings import Settings, load_settings
-from entrypoints.http import build_app
-from domain.outbox import RetryPolicy
-from domain.services.common import Ports
-from domain.services.delivery import Delivery
-from config.catalog import load_catalog
-from ports.clock import SystemClock
-from ports.ids import RandomIds
+from marketplace_provider.adapters.cipher import SecretCipher, load_or_create_key_file
+from marketplace_provider.adapters.storage.sqlite import SqliteStorage
+from marketplace_provider.adapters.vercel_client import VercelClient
+from marketplace_provider.config.settings import Settings, load_settings
+from marketplace_provider.entrypoints.http import build_app
+from marketplace_provider.domain.outbox import RetryPolicy
+from marketplace_provider.domain.services.common import Ports
+from marketplace_provider.domain.services.delivery import Delivery
+from marketplace_provider.config.catalog import load_catalog
+from marketplace_provider.ports.clock import SystemClock
+from marketplace_provider.ports.ids import RandomIds
 from tests.http.conftest import Installation
 from tests.support.api import Api
 from tests.support.fake_vercel import FakeVercel

@@ -11,7 +11,7 @@ import time
 
 from playwright.async_api import BrowserContext, Page
 
-from config.settings import Settings
+from marketplace_provider.config.settings import Settings
 from tests.browser.conftest import Sso, deliver_outbox, screenshot_path
 from tests.http.conftest import Installation
 from tests.support.fake_vercel import FakeVercel

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from config.catalog import load_catalog
-from config.settings import ConfigError, Settings
-from domain.plans import FieldType, PlanScope, PlanType, resolve_metadata
+from marketplace_provider.config.catalog import load_catalog
+from marketplace_provider.config.settings import ConfigError, Settings
+from marketplace_provider.domain.plans import FieldType, PlanScope, PlanType, resolve_metadata
 
 SHIPPED = Settings().products_file
 

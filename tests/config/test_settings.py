@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-import config.settings as settings_module
-from config.settings import (
+import marketplace_provider.config.settings as settings_module
+from marketplace_provider.config.settings import (
     DEVELOPMENT_CLIENT_ID,
     DEVELOPMENT_CLIENT_SECRET,
     ConfigError,

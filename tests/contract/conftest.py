@@ -15,12 +15,12 @@ from typing import Any
 import asyncpg
 import pytest
 
-from adapters.cipher import SecretCipher
-from adapters.storage.memory import MemoryStorage
-from adapters.storage.migrations import migrate_sqlite
-from adapters.storage.postgres import PostgresStorage
-from adapters.storage.sqlite import SqliteStorage
-from ports.storage import Storage
+from marketplace_provider.adapters.cipher import SecretCipher
+from marketplace_provider.adapters.storage.memory import MemoryStorage
+from marketplace_provider.adapters.storage.migrations import migrate_sqlite
+from marketplace_provider.adapters.storage.postgres import PostgresStorage
+from marketplace_provider.adapters.storage.sqlite import SqliteStorage
+from marketplace_provider.ports.storage import Storage
 from tests.support.postgres import scratch_database
 
 def new_cipher(key_id: str = "contract") -> SecretCipher:

@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 from msgspec.structs import replace
 
-from adapters.cipher import CipherError, SecretCipher, generate_key_text, load_or_create_key_file, parse_keys
-from domain.installations import Credentials, Installation
-from domain.resources import Resource, Secret
-from ports.storage import Reply, Storage
+from marketplace_provider.adapters.cipher import CipherError, SecretCipher, generate_key_text, load_or_create_key_file, parse_keys
+from marketplace_provider.domain.installations import Credentials, Installation
+from marketplace_provider.domain.resources import Resource, Secret
+from marketplace_provider.ports.storage import Reply, Storage
 from tests.contract.conftest import SqlDatabase
 from tests.contract.test_storage import a_resource, an_installation, uid
 

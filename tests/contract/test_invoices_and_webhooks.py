@@ -13,13 +13,13 @@ import asyncpg
 import pytest
 from msgspec.structs import replace
 
-from adapters.cipher import SecretCipher
-from adapters.storage.migrations import migrate_postgres, migrate_sqlite, migrations, pending_postgres, pending_sqlite
-from adapters.storage.postgres import WEBHOOKS_LOCK_CLASS, PostgresStorage
-from adapters.storage.sqlite import SqliteStorage
-from domain.invoices import Invoice, InvoiceEvent, InvoiceState, InvoiceTransition
-from domain.webhooks import StoredEvent
-from ports.storage import Storage
+from marketplace_provider.adapters.cipher import SecretCipher
+from marketplace_provider.adapters.storage.migrations import migrate_postgres, migrate_sqlite, migrations, pending_postgres, pending_sqlite
+from marketplace_provider.adapters.storage.postgres import WEBHOOKS_LOCK_CLASS, PostgresStorage
+from marketplace_provider.adapters.storage.sqlite import SqliteStorage
+from marketplace_provider.domain.invoices import Invoice, InvoiceEvent, InvoiceState, InvoiceTransition
+from marketplace_provider.domain.webhooks import StoredEvent
+from marketplace_provider.ports.storage import Storage
 from tests.contract.test_storage import a_resource, new_installation, saved, uid
 
 NOW = datetime(2025, 3, 4, 5, 6, 7, 123456, tzinfo=UTC)

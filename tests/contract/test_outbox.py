@@ -15,10 +15,10 @@ import asyncpg
 import msgspec
 import pytest
 
-from adapters.cipher import CipherError, SecretCipher
-from adapters.storage.migrations import migrate_postgres, migrate_sqlite, migrations, pending_postgres, pending_sqlite
-from adapters.storage.postgres import PostgresStorage
-from domain.billing import (
+from marketplace_provider.adapters.cipher import CipherError, SecretCipher
+from marketplace_provider.adapters.storage.migrations import migrate_postgres, migrate_sqlite, migrations, pending_postgres, pending_sqlite
+from marketplace_provider.adapters.storage.postgres import PostgresStorage
+from marketplace_provider.domain.billing import (
     BillingData,
     BillingItem,
     Discount,
@@ -31,8 +31,8 @@ from domain.billing import (
     UsageType,
     usd,
 )
-from domain.notifications import Level, Notification
-from domain.outbox import (
+from marketplace_provider.domain.notifications import Level, Notification
+from marketplace_provider.domain.outbox import (
     AnnounceChange,
     FinalizeInstallation,
     OutboxCounts,
@@ -46,8 +46,8 @@ from domain.outbox import (
     SubmitBillingData,
     SubmitInvoice,
 )
-from domain.resources import EnvironmentOverrides, ResourceStatus, Secret
-from ports.storage import Storage
+from marketplace_provider.domain.resources import EnvironmentOverrides, ResourceStatus, Secret
+from marketplace_provider.ports.storage import Storage
 from tests.contract.conftest import SqlDatabase
 from tests.contract.test_storage import an_installation, new_installation, uid
 

@@ -9,14 +9,14 @@ import asyncpg
 import pytest
 from msgspec.structs import replace
 
-from adapters.cipher import SecretCipher
-from adapters.storage.migrations import migrate_postgres, migrate_sqlite, migrations, pending_postgres, pending_sqlite
-from adapters.storage.postgres import PostgresStorage
-from adapters.storage.sqlite import SqliteStorage
-from domain.errors import Conflict
-from domain.roles import Role
-from domain.sso import Session, session_hash
-from ports.storage import Storage
+from marketplace_provider.adapters.cipher import SecretCipher
+from marketplace_provider.adapters.storage.migrations import migrate_postgres, migrate_sqlite, migrations, pending_postgres, pending_sqlite
+from marketplace_provider.adapters.storage.postgres import PostgresStorage
+from marketplace_provider.adapters.storage.sqlite import SqliteStorage
+from marketplace_provider.domain.errors import Conflict
+from marketplace_provider.domain.roles import Role
+from marketplace_provider.domain.sso import Session, session_hash
+from marketplace_provider.ports.storage import Storage
 from tests.contract.test_storage import new_installation, uid
 
 NOW = datetime(2025, 3, 4, 5, 6, 7, 123456, tzinfo=UTC)

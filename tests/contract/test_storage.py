@@ -15,8 +15,8 @@ import asyncpg
 import pytest
 from msgspec.structs import replace
 
-from adapters.cipher import SecretCipher
-from adapters.storage.migrations import (
+from marketplace_provider.adapters.cipher import SecretCipher
+from marketplace_provider.adapters.storage.migrations import (
     migrate_postgres,
     migrate_sqlite,
     migrations,
@@ -24,14 +24,14 @@ from adapters.storage.migrations import (
     pending_sqlite,
     sqlite_statements,
 )
-from adapters.storage.postgres import PostgresStorage
-from adapters.storage.sqlite import SqliteStorage
-from domain.errors import Conflict, Unavailable
-from domain.installations import Account, Contact, Credentials, Installation, Lifecycle
-from domain.notifications import Level, Notification
-from domain.resources import EnvironmentOverrides, Resource, ResourceStatus, Secret
-from domain.transfers import ClaimState, TransferClaim
-from ports.storage import Reply, Storage
+from marketplace_provider.adapters.storage.postgres import PostgresStorage
+from marketplace_provider.adapters.storage.sqlite import SqliteStorage
+from marketplace_provider.domain.errors import Conflict, Unavailable
+from marketplace_provider.domain.installations import Account, Contact, Credentials, Installation, Lifecycle
+from marketplace_provider.domain.notifications import Level, Notification
+from marketplace_provider.domain.resources import EnvironmentOverrides, Resource, ResourceStatus, Secret
+from marketplace_provider.domain.transfers import ClaimState, TransferClaim
+from marketplace_provider.ports.storage import Reply, Storage
 from tests.support.postgres import ADMIN_URL, with_database
 
 NOW = datetime(2025, 3, 4, 5, 6, 7, 123456, tzinfo=UTC)

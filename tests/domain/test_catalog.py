@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from msgspec.structs import replace
 
-from domain.errors import FieldError, Invalid
-from domain.plans import (
+from marketplace_provider.domain.errors import FieldError, Invalid
+from marketplace_provider.domain.plans import (
     BillingPlan,
     Catalog,
     FieldType,

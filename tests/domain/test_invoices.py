@@ -7,7 +7,7 @@ from itertools import product
 
 import pytest
 
-from domain.invoices import TRANSITIONS, Invoice, InvoiceEvent, InvoiceState, apply, unpaid
+from marketplace_provider.domain.invoices import TRANSITIONS, Invoice, InvoiceEvent, InvoiceState, apply, unpaid
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 LATER = T0 + timedelta(minutes=5)

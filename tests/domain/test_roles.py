@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from domain.errors import Forbidden
-from domain.roles import PERMISSIONS, Action, AuthStyle, Caller, Role, authorize, may
+from marketplace_provider.domain.errors import Forbidden
+from marketplace_provider.domain.roles import PERMISSIONS, Action, AuthStyle, Caller, Role, authorize, may
 
 INSTALLATION = "icfg_1"
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from adapters.cipher import generate_key_text
+from marketplace_provider.adapters.cipher import generate_key_text
 from tests.e2e.conftest import serve_process
 from tests.e2e.test_cli import free_port
 from tests.http.conftest import provision_body, upsert_body

@@ -16,12 +16,12 @@ from pathlib import Path
 
 import aiohttp
 
-from domain.invoices import InvoiceState
-from domain.notifications import Level
-from domain.outbox import OutboxMessage, SetInstallationNotification, SetResourceStatus
-from domain.resources import ResourceStatus
-from domain.webhooks import StoredEvent
-from ports.storage import Storage
+from marketplace_provider.domain.invoices import InvoiceState
+from marketplace_provider.domain.notifications import Level
+from marketplace_provider.domain.outbox import OutboxMessage, SetInstallationNotification, SetResourceStatus
+from marketplace_provider.domain.resources import ResourceStatus
+from marketplace_provider.domain.webhooks import StoredEvent
+from marketplace_provider.ports.storage import Storage
 from tests.e2e.test_cli import free_port
 from tests.e2e.conftest import Backend, serve_process, tail
 from tests.e2e.test_worker import cli, kill, worker_env

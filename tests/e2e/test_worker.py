@@ -14,12 +14,12 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from adapters.cipher import SecretCipher, generate_key_text, parse_keys
-from adapters.storage.postgres import PostgresStorage
-from domain.outbox import AnnounceChange, OutboxCounts, OutboxState
-from domain.periods import billing_month
-from domain.resources import Resource, ResourceStatus, Secret
-from ports.storage import Storage
+from marketplace_provider.adapters.cipher import SecretCipher, generate_key_text, parse_keys
+from marketplace_provider.adapters.storage.postgres import PostgresStorage
+from marketplace_provider.domain.outbox import AnnounceChange, OutboxCounts, OutboxState
+from marketplace_provider.domain.periods import billing_month
+from marketplace_provider.domain.resources import Resource, ResourceStatus, Secret
+from marketplace_provider.ports.storage import Storage
 from tests.e2e.conftest import Backend, sqlite_backend
 from tests.e2e.test_cli import SCRIPT
 from tests.support.fake_vercel import Call, FakeVercel

@@ -10,9 +10,9 @@ from dataclasses import dataclass
 import aiohttp
 import pytest
 
-from adapters.cipher import generate_key_text
-from config.settings import Settings, load_settings
-from entrypoints.http import build_app
+from marketplace_provider.adapters.cipher import generate_key_text
+from marketplace_provider.config.settings import Settings, load_settings
+from marketplace_provider.entrypoints.http import build_app
 from tests.support.api import Api, Reply
 from tests.support.fake_vercel import FakeVercel
 from tests.support.server import serving

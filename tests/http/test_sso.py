@@ -11,7 +11,7 @@ from urllib.parse import parse_qs, quote, urlencode, urlsplit
 
 import pytest
 
-from adapters.http.dashboard import Browser, own_path
+from marketplace_provider.adapters.http.dashboard import Browser, own_path
 from tests.http.conftest import Installation, new_installation_id
 from tests.http.test_webhooks import event, invoice_payload, post, until
 from tests.support.api import Api, Reply

@@ -11,22 +11,22 @@ from pathlib import Path
 import pytest
 from msgspec.structs import replace
 
-from adapters.cipher import SecretCipher
-from adapters.example_usage import ExampleUsageSource
-from adapters.storage.memory import MemoryStorage
-from adapters.storage.migrations import migrate_sqlite
-from adapters.storage.postgres import PostgresStorage
-from adapters.storage.sqlite import SqliteStorage
-from adapters.vercel_client import VercelClient
-from config.catalog import load_catalog
-from config.settings import DEFAULT_PRODUCTS_FILE
-from domain.installations import Credentials, Installation, Lifecycle
-from domain.outbox import OutboxCounts, RetryPolicy
-from domain.services.common import Ports
-from domain.services.delivery import Delivery
-from domain.services.scheduled import ScheduledJobs
-from ports.ids import RandomIds
-from ports.storage import Storage
+from marketplace_provider.adapters.cipher import SecretCipher
+from marketplace_provider.adapters.example_usage import ExampleUsageSource
+from marketplace_provider.adapters.storage.memory import MemoryStorage
+from marketplace_provider.adapters.storage.migrations import migrate_sqlite
+from marketplace_provider.adapters.storage.postgres import PostgresStorage
+from marketplace_provider.adapters.storage.sqlite import SqliteStorage
+from marketplace_provider.adapters.vercel_client import VercelClient
+from marketplace_provider.config.catalog import load_catalog
+from marketplace_provider.config.settings import DEFAULT_PRODUCTS_FILE
+from marketplace_provider.domain.installations import Credentials, Installation, Lifecycle
+from marketplace_provider.domain.outbox import OutboxCounts, RetryPolicy
+from marketplace_provider.domain.services.common import Ports
+from marketplace_provider.domain.services.delivery import Delivery
+from marketplace_provider.domain.services.scheduled import ScheduledJobs
+from marketplace_provider.ports.ids import RandomIds
+from marketplace_provider.ports.storage import Storage
 from tests.support.clock import ManualClock
 from tests.support.fake_vercel import FakeVercel
 from tests.support.postgres import scratch_database

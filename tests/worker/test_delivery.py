@@ -8,14 +8,14 @@ from collections import defaultdict
 from datetime import timedelta
 from decimal import Decimal
 
-from adapters.cipher import SecretCipher
-from adapters.storage.postgres import PostgresStorage
-from config.catalog import load_catalog
-from config.settings import DEFAULT_PRODUCTS_FILE
-from domain.billing import BillingData, BillingItem, InvoiceRequest, Period, PrepaymentBalance, Usage, UsageType, usd
-from domain.installations import Lifecycle
-from domain.notifications import Level, Notification
-from domain.outbox import (
+from marketplace_provider.adapters.cipher import SecretCipher
+from marketplace_provider.adapters.storage.postgres import PostgresStorage
+from marketplace_provider.config.catalog import load_catalog
+from marketplace_provider.config.settings import DEFAULT_PRODUCTS_FILE
+from marketplace_provider.domain.billing import BillingData, BillingItem, InvoiceRequest, Period, PrepaymentBalance, Usage, UsageType, usd
+from marketplace_provider.domain.installations import Lifecycle
+from marketplace_provider.domain.notifications import Level, Notification
+from marketplace_provider.domain.outbox import (
     AnnounceChange,
     FinalizeInstallation,
     OutboxMessage,
@@ -28,11 +28,11 @@ from domain.outbox import (
     SubmitBillingData,
     SubmitInvoice,
 )
-from domain.resources import ResourceStatus, Secret
-from domain.services.common import Ports
-from domain.services.delivery import Delivery
-from ports.ids import RandomIds
-from ports.storage import Storage
+from marketplace_provider.domain.resources import ResourceStatus, Secret
+from marketplace_provider.domain.services.common import Ports
+from marketplace_provider.domain.services.delivery import Delivery
+from marketplace_provider.ports.ids import RandomIds
+from marketplace_provider.ports.storage import Storage
 from tests.support.clock import ManualClock
 from tests.support.fake_vercel import FakeVercel
 from tests.support.postgres import scratch_database

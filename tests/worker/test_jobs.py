@@ -8,20 +8,20 @@ from datetime import UTC, datetime
 
 from msgspec.structs import replace
 
-from adapters.cipher import SecretCipher
-from adapters.example_usage import ExampleUsageSource
-from adapters.storage.postgres import PostgresStorage
-from config.catalog import load_catalog
-from config.settings import DEFAULT_PRODUCTS_FILE
-from domain.installations import Lifecycle
-from domain.outbox import FinalizeInstallation, ReportBalances, SubmitBillingData, SubmitInvoice
-from domain.resources import Resource, ResourceStatus, Secret
-from domain.services.common import Ports
-from domain.services.delivery import Delivery
-from domain.services.scheduled import ScheduledJobs
-from ports.ids import RandomIds
-from ports.storage import Storage
-from ports.usage import UsageReport
+from marketplace_provider.adapters.cipher import SecretCipher
+from marketplace_provider.adapters.example_usage import ExampleUsageSource
+from marketplace_provider.adapters.storage.postgres import PostgresStorage
+from marketplace_provider.config.catalog import load_catalog
+from marketplace_provider.config.settings import DEFAULT_PRODUCTS_FILE
+from marketplace_provider.domain.installations import Lifecycle
+from marketplace_provider.domain.outbox import FinalizeInstallation, ReportBalances, SubmitBillingData, SubmitInvoice
+from marketplace_provider.domain.resources import Resource, ResourceStatus, Secret
+from marketplace_provider.domain.services.common import Ports
+from marketplace_provider.domain.services.delivery import Delivery
+from marketplace_provider.domain.services.scheduled import ScheduledJobs
+from marketplace_provider.ports.ids import RandomIds
+from marketplace_provider.ports.storage import Storage
+from marketplace_provider.ports.usage import UsageReport
 from tests.support.clock import ManualClock
 from tests.support.fake_vercel import FakeVercel
 from tests.support.postgres import scratch_database

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from adapters.example_provisioner import ExampleProvisioner
-from domain.errors import Forbidden, Invalid
-from domain.notifications import Level, Notification
-from domain.outbox import PushResourceSecrets, SetInstallationNotification, SetResourceStatus
-from domain.resources import ResourceStatus, Secret
-from domain.roles import AuthStyle, Caller, Role
-from domain.services.common import Ports
-from domain.services.notifications import Notifications
-from domain.services.resources import Resources
-from ports.storage import Storage
+from marketplace_provider.adapters.example_provisioner import ExampleProvisioner
+from marketplace_provider.domain.errors import Forbidden, Invalid
+from marketplace_provider.domain.notifications import Level, Notification
+from marketplace_provider.domain.outbox import PushResourceSecrets, SetInstallationNotification, SetResourceStatus
+from marketplace_provider.domain.resources import ResourceStatus, Secret
+from marketplace_provider.domain.roles import AuthStyle, Caller, Role
+from marketplace_provider.domain.services.common import Ports
+from marketplace_provider.domain.services.notifications import Notifications
+from marketplace_provider.domain.services.resources import Resources
+from marketplace_provider.ports.storage import Storage
 from tests.support.fake_vercel import FakeVercel
 from tests.worker.conftest import an_installation
 from tests.worker.test_jobs import a_resource

@@ -9,20 +9,20 @@ from itertools import combinations, permutations
 
 import pytest
 
-from adapters.example_provisioner import ExampleProvisioner
-from domain.installations import Lifecycle
-from domain.invoices import Invoice, InvoiceEvent, InvoiceState, take
-from domain.notifications import Level
-from domain.outbox import SetInstallationNotification, SetResourceStatus
-from domain.resources import ResourceStatus
-from domain.roles import Role
-from domain.services.common import Ports
-from domain.services.delivery import Delivery
-from domain.services.installations import Installations
-from domain.services.webhooks import NEVER, Webhooks
-from domain.sso import Session
-from domain.webhooks import StoredEvent, parse_event
-from ports.storage import Storage
+from marketplace_provider.adapters.example_provisioner import ExampleProvisioner
+from marketplace_provider.domain.installations import Lifecycle
+from marketplace_provider.domain.invoices import Invoice, InvoiceEvent, InvoiceState, take
+from marketplace_provider.domain.notifications import Level
+from marketplace_provider.domain.outbox import SetInstallationNotification, SetResourceStatus
+from marketplace_provider.domain.resources import ResourceStatus
+from marketplace_provider.domain.roles import Role
+from marketplace_provider.domain.services.common import Ports
+from marketplace_provider.domain.services.delivery import Delivery
+from marketplace_provider.domain.services.installations import Installations
+from marketplace_provider.domain.services.webhooks import NEVER, Webhooks
+from marketplace_provider.domain.sso import Session
+from marketplace_provider.domain.webhooks import StoredEvent, parse_event
+from marketplace_provider.ports.storage import Storage
 from tests.support.clock import ManualClock
 from tests.support.fake_vercel import FakeVercel
 from tests.worker.conftest import START, an_installation, drain
