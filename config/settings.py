@@ -8,6 +8,7 @@ the console script can print it and exit non-zero.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -28,6 +29,8 @@ LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
 _URL_FIELDS = ("vercel_oidc_issuer", "vercel_oidc_jwks_url", "vercel_api_url", "vercel_url", "public_url")
 _SECRET_FIELDS = frozenset({"integration_client_secret", "secrets_key"})
 _POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+_IMPORT_PATH = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*\Z")
+_EMAIL = re.compile(r"^[^@\s:/]+@[^@\s:/]+\.[^@\s:/]+\Z")
 
 
 class _Redacted:
@@ -70,6 +73,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     outbox_lease_seconds: float = 120.0  # how long a worker holds messages it took for delivery
     worker_poll_seconds: float = 1.0  # idle pause between outbox rounds
     jobs_interval_seconds: float = 60.0  # how often the worker looks for due scheduled jobs
+    serve_worker: bool = True  # `serve` also delivers the outbox and runs the jobs in-process
+    # The integrator's parts, as package.module:name (entrypoints/plugins.py); None: the shipped examples
+    provisioner: str | None = None
+    usage_source: str | None = None
+    # What a Vercel user sees on our pages; None: the catalog's first product name, no support link, no logo
+    brand_name: str | None = None
+    support_url: str | None = None  # https://..., mailto:... or a bare e-mail address
+    logo_url: str | None = None
 
     def __post_init__(self) -> None:
         # Raised as ConfigError (not ValueError) so msgspec lets it through unchanged.
@@ -103,6 +114,29 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
                 raise ConfigError(f"{_variable(name)} must be a number of seconds above 0")
         if not 1 <= self.outbox_max_attempts <= 1000:
             raise ConfigError("OUTBOX_MAX_ATTEMPTS must be a whole number from 1 to 1000")
+        for name in ("provisioner", "usage_source"):
+            value = getattr(self, name)
+            if value is not None and not _IMPORT_PATH.match(value):
+                raise ConfigError(f"{_variable(name)} must look like package.module:name")
+        if self.brand_name is not None and not 0 < len(self.brand_name.strip()) <= 80:
+            raise ConfigError("BRAND_NAME must be 1 to 80 characters")
+        if self.support_url is not None and not (
+            self.support_url.startswith(("http://", "https://", "mailto:")) or _EMAIL.match(self.support_url)
+        ):
+            raise ConfigError("SUPPORT_URL must be an http(s):// or mailto: URL, or an e-mail address")
+        if self.logo_url is not None and not self.logo_url.startswith(("https://", "http://", "/")):
+            raise ConfigError("LOGO_URL must be an http(s):// URL or a path on this server")
+        for name in ("brand_name", "support_url", "logo_url"):
+            value = getattr(self, name)
+            if value is not None and any(ord(c) < 32 for c in value):
+                raise ConfigError(f"{_variable(name)} must not contain control characters")
+
+    @property
+    def support_link(self) -> str | None:
+        """SUPPORT_URL as a link: a bare e-mail address becomes mailto:."""
+        if self.support_url is None or "://" in self.support_url or self.support_url.startswith("mailto:"):
+            return self.support_url
+        return "mailto:" + self.support_url
 
     @property
     def uses_development_credentials(self) -> bool:
@@ -152,6 +186,7 @@ _EXPECTED = {
     "outbox_lease_seconds": "must be a number of seconds above 0",
     "worker_poll_seconds": "must be a number of seconds above 0",
     "jobs_interval_seconds": "must be a number of seconds above 0",
+    "serve_worker": "must be true or false",
 }
 
 

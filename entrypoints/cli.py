@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
@@ -20,18 +21,27 @@ log = logging.getLogger("marketplace")
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
-    import uvicorn
-
-    from marketplace_provider.entrypoints.http import build_app
-
-    if settings.uses_development_credentials:
-        log.warning("INTEGRATION_CLIENT_ID/SECRET are development values: Vercel's real tokens will be refused")
     import asyncio
 
-    from marketplace_provider.entrypoints.containers import preflight
+    import uvicorn
 
-    build_app(settings)  # fail fast on bad configuration, before the server forks workers
-    asyncio.run(preflight(settings))
+    from marketplace_provider.entrypoints.containers import container_for, preflight
+
+    if args.no_worker:
+        settings = msgspec.structs.replace(settings, serve_worker=False)
+        os.environ["SERVE_WORKER"] = "false"  # for the server processes, which read the environment
+    if settings.uses_development_credentials:
+        log.warning("INTEGRATION_CLIENT_ID/SECRET are development values: Vercel's real tokens will be refused")
+    # Fail fast on bad configuration (catalog, storage, key, plug-ins), before the server forks processes.
+    report = asyncio.run(preflight(container_for(settings)))
+    for warning in report["warnings"]:  # type: ignore[attr-defined]
+        log.warning("%s", warning)
+    log.info(
+        "provisioner %s, usage source %s; outbox delivery %s",
+        report["provisioner"],
+        report["usageSource"],
+        "in-process" if settings.serve_worker else "left to `marketplace-provider worker` (--no-worker)",
+    )
     uvicorn.run(
         "marketplace_provider.entrypoints.http:app_from_env",
         factory=True,
@@ -72,18 +82,18 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _with_storage(settings: Settings, work: Callable[[UnitOfWork], Awaitable[T]]) -> T:
-    """Run `work` in one committed unit of work of the configured storage (no migration)."""
-    from marketplace_provider.entrypoints.containers import open_storage
+    """Run `work` in one committed unit of work of the configured storage."""
+    from marketplace_provider.entrypoints.containers import container_for, resolved
 
-    opened = open_storage(settings, migrate=False)
-    storage = await anext(opened)
+    container = container_for(settings)
     try:
+        storage = await resolved(container.storage())
         async with storage.unit_of_work() as uow:
             result = await work(uow)
             await uow.commit()
         return result
     finally:
-        await opened.aclose()
+        await resolved(container.shutdown_resources())
 
 
 def _outbox(settings: Settings, args: argparse.Namespace) -> int:
@@ -121,11 +131,15 @@ def _outbox(settings: Settings, args: argparse.Namespace) -> int:
 def _bill(settings: Settings, args: argparse.Namespace) -> int:
     import asyncio
 
-    from marketplace_provider.entrypoints.worker import worker_parts
+    from marketplace_provider.entrypoints.containers import container_for, resolved
 
     async def run() -> int:
-        async with worker_parts(settings) as parts:
-            return await parts.jobs.submit_usage_now(args.installation or None)
+        container = container_for(settings)
+        try:
+            jobs = await resolved(container.jobs())
+            return await jobs.submit_usage_now(args.installation or None)
+        finally:
+            await resolved(container.shutdown_resources())
 
     queued = asyncio.run(run())
     print(f"billing data queued for {queued} installation(s); the worker delivers it")
@@ -164,8 +178,13 @@ def parser() -> argparse.ArgumentParser:
     commands = top.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="run the HTTP server (Partner API, webhooks, SSO)")
     serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--workers", type=int, default=1)
+    serve.add_argument("--port", type=int, default=os.environ.get("PORT") or 8000, help="[PORT or 8000]")
+    serve.add_argument("--workers", type=int, default=1, help="server processes [1]")
+    serve.add_argument(
+        "--no-worker",
+        action="store_true",
+        help="leave outbox delivery and the scheduled jobs to separate `worker` processes (SERVE_WORKER=false)",
+    )
     serve.set_defaults(run=_serve)
     migrate = commands.add_parser("migrate", help="create or upgrade the storage schema (safe to run twice)")
     migrate.set_defaults(run=_migrate)

@@ -1,7 +1,4 @@
-"""Composition roots: which adapter serves each port, chosen from the settings.
-
-`Core` is shared by every process; `HttpContainer` adds what only the web server needs.
-"""
+"""The composition root: which adapter serves each port, chosen from the settings, for every entrypoint."""
 
 from __future__ import annotations
 
@@ -39,10 +36,16 @@ from marketplace_provider.domain.services.scheduled import ScheduledJobs
 from marketplace_provider.domain.services.sign_in import SignIn
 from marketplace_provider.domain.services.transfers import Transfers
 from marketplace_provider.domain.services.webhooks import Webhooks
+from marketplace_provider.domain.plans import Catalog
 from marketplace_provider.domain.sso import sso_link
+from marketplace_provider.entrypoints import plugins
+from marketplace_provider.entrypoints.plugins import PluginContext
 from marketplace_provider.ports.clock import SystemClock
 from marketplace_provider.ports.ids import RandomIds
+from marketplace_provider.ports.provisioner import ResourceProvisioner
 from marketplace_provider.ports.storage import Storage
+from marketplace_provider.ports.usage import UsageSource
+from marketplace_provider.ports.vercel import VercelGateway
 
 
 async def resolved(value: object) -> object:
@@ -143,70 +146,131 @@ def billing_page_link(settings: Settings) -> str:
     return sso_link(settings.public_url.rstrip("/") + "/dashboard/billing")
 
 
-class Core(containers.DeclarativeContainer):
+def _plugin_context(settings: Settings, catalog: Catalog) -> PluginContext:
+    return PluginContext(settings=settings, catalog=catalog)
+
+
+async def open_provisioner(settings: Settings, context: PluginContext) -> AsyncIterator[ResourceProvisioner]:
+    """PROVISIONER's part, or the shipped example (which `serve` warns about and /readyz reports)."""
+    if settings.provisioner is None:
+        yield ExampleProvisioner()
+        return
+    factory = plugins.import_factory(plugins.PROVISIONER, settings.provisioner)
+    made = plugins.make(plugins.PROVISIONER, factory, context, settings.provisioner)
+    async for part in plugins.opened(plugins.PROVISIONER, made, settings.provisioner):
+        yield part  # type: ignore[misc]
+
+
+async def open_usage_source(settings: Settings, context: PluginContext) -> AsyncIterator[UsageSource]:
+    if settings.usage_source is None:
+        yield ExampleUsageSource(context.catalog)
+        return
+    factory = plugins.import_factory(plugins.USAGE_SOURCE, settings.usage_source)
+    made = plugins.make(plugins.USAGE_SOURCE, factory, context, settings.usage_source)
+    async for part in plugins.opened(plugins.USAGE_SOURCE, made, settings.usage_source):
+        yield part  # type: ignore[misc]
+
+
+async def given_part(port: plugins.Port, part: object) -> AsyncIterator[object]:
+    """A part handed over from code: entered like a configured one when it is an async context manager."""
+    async for opened in plugins.opened(port, part, plugins.describe(part)):
+        yield opened
+
+
+class Container(containers.DeclarativeContainer):
+    """The one composition root: every entrypoint (serve, worker, each command, the tests' servers, the
+    benchmarks) builds its parts here, one container per process, so each part exists once and overriding
+    one (`container.provisioner.override(...)`, or `use(...)` below) reaches the Partner API, the dashboard
+    and the worker alike."""
+
     settings = providers.Dependency(instance_of=Settings)
     clock = providers.Singleton(SystemClock)
     ids = providers.Singleton(RandomIds)
     catalog = providers.Singleton(load_catalog, settings.provided.products_file)
     storage = providers.Resource(open_storage, settings)
-    ports = providers.Factory(Ports, storage=storage, catalog=catalog, clock=clock, ids=ids)
-    # Swap these for your own: the integrator's provisioner and usage source (and, in tests, the Vercel gateway).
-    provisioner = providers.Singleton(ExampleProvisioner)
-    usage = providers.Singleton(ExampleUsageSource, catalog)
+    ports = providers.Singleton(Ports, storage=storage, catalog=catalog, clock=clock, ids=ids)
+    plugin_context = providers.Singleton(_plugin_context, settings, catalog)
+    # The integrator's parts: PROVISIONER and USAGE_SOURCE, else the shipped examples.
+    provisioner = providers.Resource(open_provisioner, settings, plugin_context)
+    usage = providers.Resource(open_usage_source, settings, plugin_context)
     vercel = providers.Resource(open_vercel, settings)
-    installations = providers.Factory(Installations, ports, provisioner)
-    webhooks = providers.Factory(
+    token_verifier = providers.Resource(open_verifier, settings)
+
+    installations = providers.Singleton(Installations, ports, provisioner)
+    resources = providers.Singleton(Resources, ports, provisioner)
+    webhooks = providers.Singleton(
         Webhooks, ports, vercel, provisioner, installations, billing_link=providers.Callable(billing_page_link, settings)
     )
-
-
-class HttpContainer(containers.DeclarativeContainer):
-    settings = providers.Dependency(instance_of=Settings)
-    core = providers.Container(Core, settings=settings)
-    provisioner = core.provisioner
-    vercel = core.vercel
-    token_verifier = providers.Resource(open_verifier, settings)
-    resources = providers.Factory(Resources, core.ports, provisioner)
-    sign_in = providers.Factory(
-        SignIn, core.ports, vercel, token_verifier, session_hours=settings.provided.session_hours
+    services = providers.Singleton(
+        Services,
+        installations=installations,
+        resources=resources,
+        plans=providers.Singleton(Plans, ports),
+        purchases=providers.Singleton(Purchases, ports, vercel),
+        transfers=providers.Singleton(Transfers, ports),
+        notifications=providers.Singleton(Notifications, ports),
+        webhooks=webhooks,
     )
-    dashboard = providers.Factory(Dashboard, core.ports, resources, provisioner, core.usage)
-    browser = providers.Factory(
+    sign_in = providers.Singleton(SignIn, ports, vercel, token_verifier, session_hours=settings.provided.session_hours)
+    dashboard = providers.Singleton(Dashboard, ports, resources, provisioner, usage)
+    browser = providers.Singleton(
         Browser,
         public_url=settings.provided.public_url,
         vercel_url=settings.provided.vercel_url,
         integration_slug=settings.provided.integration_slug,
     )
-    services = providers.Factory(
-        Services,
-        installations=core.installations,
-        resources=resources,
-        plans=providers.Factory(Plans, core.ports),
-        purchases=providers.Factory(Purchases, core.ports, vercel),
-        transfers=providers.Factory(Transfers, core.ports),
-        notifications=providers.Factory(Notifications, core.ports),
-        webhooks=core.webhooks,
-    )
-
-
-class WorkerContainer(containers.DeclarativeContainer):
-    """The `worker` process: outbox delivery, left-over webhook events and the scheduled jobs."""
-
-    settings = providers.Dependency(instance_of=Settings)
-    core = providers.Container(Core, settings=settings)
-    vercel = core.vercel
-    usage = core.usage
     retry_policy = providers.Singleton(RetryPolicy, max_attempts=settings.provided.outbox_max_attempts)
     delivery = providers.Singleton(
-        Delivery, core.ports, vercel, retry_policy, lease_seconds=settings.provided.outbox_lease_seconds
+        Delivery, ports, vercel, retry_policy, lease_seconds=settings.provided.outbox_lease_seconds
     )
-    jobs = providers.Singleton(ScheduledJobs, core.ports, usage)
-    webhooks = core.webhooks
+    jobs = providers.Singleton(ScheduledJobs, ports, usage)
 
 
-async def preflight(settings: Settings) -> None:
-    """Open and close storage once before serving, so that an outdated schema, a wrong key or an
-    unreachable database stops the command with one line instead of failing in every worker."""
-    opened = open_storage(settings)
-    await anext(opened)
-    await opened.aclose()
+def container_for(
+    settings: Settings,
+    *,
+    provisioner: ResourceProvisioner | None = None,
+    usage_source: UsageSource | None = None,
+    vercel: VercelGateway | None = None,
+) -> Container:
+    """A container for one process, with the parts given from code in place of the configured ones."""
+    container = Container(settings=settings)
+    if provisioner is not None:
+        container.provisioner.override(providers.Resource(given_part, plugins.PROVISIONER, provisioner))
+    if usage_source is not None:
+        container.usage.override(providers.Resource(given_part, plugins.USAGE_SOURCE, usage_source))
+    if vercel is not None:
+        container.vercel.override(providers.Object(vercel))
+    return container
+
+
+async def plugin_report(container: Container) -> dict[str, object]:
+    """Which provisioner and usage source serve, and a warning while the shipped example provisioner does."""
+    provisioner = await resolved(container.provisioner())
+    usage = await resolved(container.usage())
+    warnings = []
+    if isinstance(provisioner, ExampleProvisioner):
+        warnings.append(EXAMPLE_PROVISIONER_WARNING)
+    return {
+        "provisioner": plugins.describe(provisioner),
+        "usageSource": plugins.describe(usage),
+        "warnings": warnings,
+    }
+
+
+EXAMPLE_PROVISIONER_WARNING = (
+    "the shipped example provisioner is in use: it makes up credentials and keeps them in memory; "
+    "set PROVISIONER to your own"
+)
+
+
+async def preflight(container: Container) -> dict[str, object]:
+    """Open storage and the integrator's parts once before serving, so that an outdated schema, a wrong key,
+    an unreachable database or a bad PROVISIONER stops the command with one line instead of failing in every
+    server process. Returns the plug-in report."""
+    container.catalog()
+    try:
+        await resolved(container.storage())
+        return await plugin_report(container)
+    finally:
+        await resolved(container.shutdown_resources())

@@ -1,43 +1,73 @@
-"""The web server process: settings -> container -> Litestar app."""
+"""The web server process: settings -> the container -> the Litestar app (and, unless turned off, the worker
+loop in-process, so that `serve` alone tells Vercel what it owes)."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
+import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from litestar import Litestar
 
-from marketplace_provider.adapters.http.app import Runtime, create_app
+from marketplace_provider.adapters.http.app import Runtime
+from marketplace_provider.adapters.http.app import create_app as create_litestar_app
 from marketplace_provider.config.settings import Settings, load_settings
-from marketplace_provider.entrypoints.containers import HttpContainer, resolved
+from marketplace_provider.entrypoints.containers import Container, container_for, plugin_report, resolved
+from marketplace_provider.entrypoints.worker import work, worker_parts
+from marketplace_provider.ports.provisioner import ResourceProvisioner
+from marketplace_provider.ports.usage import UsageSource
+
+log = logging.getLogger("marketplace.http")
 
 
-def runtime_opener(container: HttpContainer) -> Callable[[], AbstractAsyncContextManager[Runtime]]:
+def runtime_opener(container: Container) -> Callable[[], AbstractAsyncContextManager[Runtime]]:
+    settings: Settings = container.settings()
+
     @asynccontextmanager
     async def open_runtime() -> AsyncIterator[Runtime]:
-        await resolved(container.init_resources())
+        stop = asyncio.Event()
+        worker: asyncio.Task[None] | None = None
         try:
-            yield Runtime(
+            runtime = Runtime(
                 services=await resolved(container.services()),
                 token_verifier=await resolved(container.token_verifier()),
-                storage=await resolved(container.core.storage()),
-                webhook_secret=container.settings().integration_client_secret,
+                storage=await resolved(container.storage()),
+                webhook_secret=settings.integration_client_secret,
                 sign_in=await resolved(container.sign_in()),
                 dashboard=await resolved(container.dashboard()),
-                browser=container.browser(),
+                browser=await resolved(container.browser()),
+                plugins=await plugin_report(container),
             )
+            if settings.serve_worker:
+                worker = asyncio.create_task(work(await worker_parts(container), settings, stop))
+            yield runtime
         finally:
+            stop.set()
+            if worker is not None:
+                await worker
             await resolved(container.shutdown_resources())
 
     return open_runtime
 
 
-def build_app(settings: Settings, container: HttpContainer | None = None) -> Litestar:
-    container = container or HttpContainer(settings=settings)
-    container.core.catalog()  # a bad catalog fails here, at start-up, never at the first request
-    return create_app(
+def create_app(
+    settings: Settings | None = None,
+    *,
+    provisioner: ResourceProvisioner | None = None,
+    usage_source: UsageSource | None = None,
+    container: Container | None = None,
+) -> Litestar:
+    """The ASGI app, from settings (default: the environment) with your parts given from code, or from a
+    container you built and overrode. Parts that are async context managers are entered at start-up."""
+    if container is None:
+        settings = settings or load_settings()
+        container = container_for(settings, provisioner=provisioner, usage_source=usage_source)
+    settings = container.settings()
+    container.catalog()  # a bad catalog fails here, at start-up, never at the first request
+    return create_litestar_app(
         runtime_opener(container),
         csrf_secret=csrf_secret(settings),
         secure_cookies=settings.public_url.startswith("https://"),
@@ -51,5 +81,5 @@ def csrf_secret(settings: Settings) -> str:
 
 
 def app_from_env() -> Litestar:
-    """Factory for the ASGI server (`uvicorn --factory entrypoints.http:app_from_env`)."""
-    return build_app(load_settings())
+    """Factory for the ASGI server (`uvicorn --factory marketplace_provider.entrypoints.http:app_from_env`)."""
+    return create_app(load_settings())

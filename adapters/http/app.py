@@ -51,6 +51,7 @@ class Runtime(msgspec.Struct, frozen=True, kw_only=True):
     sign_in: SignIn
     dashboard: Dashboard
     browser: Browser
+    plugins: dict[str, object]  # which provisioner and usage source serve, and warnings about them
 
 
 # One provider function per service: Litestar resolves them by parameter name (STYLE.md 2.4).
@@ -94,7 +95,8 @@ async def readyz(state: State) -> Response[dict[str, object]]:
         log.warning("readiness check failed: %s", type(exc).__name__)
         return Response({"status": "unavailable", "storage": "down"}, status_code=503)
     # A backlog is reported, not treated as unreadiness: the server still serves; the worker delivers.
-    return Response({"status": "ok", "storage": "up", "outbox": msgspec.to_builtins(counts)}, status_code=200)
+    body = {"status": "ok", "storage": "up", "outbox": msgspec.to_builtins(counts), **state.runtime.plugins}
+    return Response(body, status_code=200)
 
 
 async def _apply_left_over(webhooks: Webhooks) -> None:

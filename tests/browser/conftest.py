@@ -18,7 +18,7 @@ from marketplace_provider.adapters.cipher import SecretCipher, load_or_create_ke
 from marketplace_provider.adapters.storage.sqlite import SqliteStorage
 from marketplace_provider.adapters.vercel_client import VercelClient
 from marketplace_provider.config.settings import Settings, load_settings
-from marketplace_provider.entrypoints.http import build_app
+from marketplace_provider.entrypoints.http import create_app
 from marketplace_provider.domain.outbox import RetryPolicy
 from marketplace_provider.domain.services.common import Ports
 from marketplace_provider.domain.services.delivery import Delivery
@@ -46,13 +46,14 @@ def settings(tmp_path_factory: pytest.TempPathFactory, token_kit: TokenKit, fake
             "VERCEL_OIDC_JWKS_URL": token_kit.jwks_url,
             "VERCEL_API_URL": fake_vercel.url,
             "INTEGRATION_SLUG": "acme-kv",
+            "SERVE_WORKER": "false",  # the tests deliver the outbox themselves, when they mean to
         }
     )
 
 
 @pytest.fixture(scope="session")
 async def base_url(settings: Settings) -> AsyncIterator[str]:
-    async with serving(build_app(settings)) as url:
+    async with serving(create_app(settings)) as url:
         yield url
 
 

@@ -122,7 +122,10 @@ async def test_an_event_stored_by_a_killed_server_is_applied_once_on_restart(
     storage = backend.storage
     await seed(storage)
     vercel_knows_the_invoice_unpaid(fake)
-    env = worker_env(fake, backend, INTEGRATION_CLIENT_ID="oac_recovery", INTEGRATION_CLIENT_SECRET=SECRET)
+    # the worker runs as its own command here (step 2), so that what the server alone does is seen
+    env = worker_env(
+        fake, backend, INTEGRATION_CLIENT_ID="oac_recovery", INTEGRATION_CLIENT_SECRET=SECRET, SERVE_WORKER="false"
+    )
     port = free_port()
     body = notpaid_body()
     first_log, second_log = tmp_path / "serve-1.log", tmp_path / "serve-2.log"

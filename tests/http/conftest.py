@@ -12,7 +12,7 @@ import pytest
 
 from marketplace_provider.adapters.cipher import generate_key_text
 from marketplace_provider.config.settings import Settings, load_settings
-from marketplace_provider.entrypoints.http import build_app
+from marketplace_provider.entrypoints.http import create_app
 from tests.support.api import Api, Reply
 from tests.support.fake_vercel import FakeVercel
 from tests.support.server import serving
@@ -45,13 +45,14 @@ def settings(database: dict[str, str], token_kit: TokenKit, fake_vercel: FakeVer
             "VERCEL_API_URL": fake_vercel.url,
             "JWKS_REFETCH_SECONDS": "0",
             "MAX_BODY_BYTES": "1048576",
+            "SERVE_WORKER": "false",  # the tests deliver the outbox themselves, when they mean to
         }
     )
 
 
 @pytest.fixture(scope="session")
 async def base_url(settings: Settings) -> AsyncIterator[str]:
-    async with serving(build_app(settings)) as url:
+    async with serving(create_app(settings)) as url:
         yield url
 
 
