@@ -249,7 +249,7 @@ async def plugin_report(container: Container) -> dict[str, object]:
     provisioner = await resolved(container.provisioner())
     usage = await resolved(container.usage())
     warnings = []
-    if isinstance(provisioner, ExampleProvisioner):
+    if type(provisioner) is ExampleProvisioner:  # a subclass is the integrator's own
         warnings.append(EXAMPLE_PROVISIONER_WARNING)
     return {
         "provisioner": plugins.describe(provisioner),

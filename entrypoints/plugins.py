@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import os
+import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 
@@ -47,6 +49,8 @@ def import_factory(port: Port, path: str) -> Callable[..., object]:
     """`package.module:name` (its shape checked by the settings) -> the object it names; dots after the colon
     walk attributes."""
     module_name, _, attribute = path.partition(":")
+    if "" not in sys.path and os.getcwd() not in sys.path:  # a module beside you is found, as uvicorn finds apps
+        sys.path.append(os.getcwd())
     try:
         found: object = importlib.import_module(module_name)
     except ImportError as exc:
