@@ -13,6 +13,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from litestar import Litestar
 
 from marketplace_provider.adapters.http.app import Runtime
+from marketplace_provider.adapters.http.dashboard import Brand
 from marketplace_provider.adapters.http.app import create_app as create_litestar_app
 from marketplace_provider.config.settings import Settings, load_settings
 from marketplace_provider.entrypoints.containers import Container, container_for, plugin_report, resolved
@@ -66,9 +67,15 @@ def create_app(
         settings = settings or load_settings()
         container = container_for(settings, provisioner=provisioner, usage_source=usage_source)
     settings = container.settings()
-    container.catalog()  # a bad catalog fails here, at start-up, never at the first request
+    catalog = container.catalog()  # a bad catalog fails here, at start-up, never at the first request
+    brand = Brand(
+        name=settings.brand_name or (catalog.products[0].name if catalog.products else "Dashboard"),
+        support_url=settings.support_link,
+        logo_url=settings.logo_url,
+    )
     return create_litestar_app(
         runtime_opener(container),
+        brand=brand,
         csrf_secret=csrf_secret(settings),
         secure_cookies=settings.public_url.startswith("https://"),
         max_body_bytes=settings.max_body_bytes,

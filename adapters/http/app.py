@@ -22,7 +22,7 @@ from litestar.template.config import TemplateConfig
 
 from marketplace_provider.adapters.http.auth import provide_caller, provide_request_key
 from marketplace_provider.adapters.http.errors import EXCEPTION_HANDLERS
-from marketplace_provider.adapters.http.dashboard import Browser, callback_router, dashboard_router
+from marketplace_provider.adapters.http.dashboard import Brand, Browser, callback_router, dashboard_router
 from marketplace_provider.adapters.http.partner_api import partner_api
 from marketplace_provider.adapters.http.webhooks import receive_webhook
 
@@ -129,6 +129,7 @@ PAGES = Path(__file__).parent / "pages"
 def create_app(
     open_runtime: Callable[[], AbstractAsyncContextManager[Runtime]],
     *,
+    brand: Brand,
     csrf_secret: str,
     secure_cookies: bool = False,
     max_body_bytes: int = 1_048_576,
@@ -144,6 +145,13 @@ def create_app(
             yield
             await sweep
 
+    pages = Environment(
+        loader=FileSystemLoader(PAGES / "templates"),
+        autoescape=select_autoescape(["html", "html.j2"]),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    pages.globals["brand"] = brand
     return Litestar(
         route_handlers=[
             partner_api,
@@ -154,16 +162,7 @@ def create_app(
             healthz,
             readyz,
         ],
-        template_config=TemplateConfig(
-            instance=JinjaTemplateEngine.from_environment(
-                Environment(
-                    loader=FileSystemLoader(PAGES / "templates"),
-                    autoescape=select_autoescape(["html", "html.j2"]),
-                    trim_blocks=True,
-                    lstrip_blocks=True,
-                )
-            )
-        ),
+        template_config=TemplateConfig(instance=JinjaTemplateEngine.from_environment(pages)),
         # Only the dashboard's forms need it: the Partner API and webhooks authenticate every call themselves.
         csrf_config=CSRFConfig(
             secret=csrf_secret,

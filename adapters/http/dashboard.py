@@ -51,6 +51,25 @@ class Browser(msgspec.Struct, frozen=True, kw_only=True):
         return provider_sso_url(self.vercel_url, self.integration_slug, installation_id)
 
 
+class Brand(msgspec.Struct, frozen=True, kw_only=True):
+    """Whose pages these are, as a Vercel user sees them (BRAND_NAME, SUPPORT_URL, LOGO_URL)."""
+
+    name: str
+    support_url: str | None = None  # https://... or mailto:...
+    logo_url: str | None = None
+
+    @property
+    def support_label(self) -> str | None:
+        """The address to show: the e-mail address of a mailto: link, else the URL."""
+        if self.support_url is None:
+            return None
+        return self.support_url.removeprefix("mailto:")
+
+    @property
+    def support_by_mail(self) -> bool:
+        return bool(self.support_url and self.support_url.startswith("mailto:"))
+
+
 def own_path(url: str | None, browser: Browser) -> str | None:
     """`url` as a path on our own origin, or None when it points anywhere else or could be read that way
     (another host, `//host`, `/\\host`, encoded slashes or backslashes, control characters, `javascript:`)."""

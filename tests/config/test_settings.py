@@ -162,6 +162,15 @@ def test_toml_file_under_the_environment(tmp_path: Path) -> None:
         ({"VERCEL_URL": "ftp://vercel.com"}, "VERCEL_URL must be an http"),
         ({"PUBLIC_URL": "localhost:8000"}, "PUBLIC_URL must be an http"),
         ({"INTEGRATION_CLIENT_ID": "   "}, "INTEGRATION_CLIENT_ID must not be empty"),
+        ({"SERVE_WORKER": "sometimes"}, "SERVE_WORKER must be true or false"),
+        ({"PROVISIONER": "my_provisioner.py"}, "PROVISIONER must look like package.module:name"),
+        ({"USAGE_SOURCE": "pkg.mod:"}, "USAGE_SOURCE must look like package.module:name"),
+        ({"BRAND_NAME": "   "}, "BRAND_NAME must be 1 to 80 characters"),
+        ({"BRAND_NAME": "x" * 81}, "BRAND_NAME must be 1 to 80 characters"),
+        ({"SUPPORT_URL": "javascript:alert(1)"}, "SUPPORT_URL must be an http(s):// or mailto: URL, or an e-mail"),
+        ({"SUPPORT_URL": "help desk"}, "SUPPORT_URL must be an http(s):// or mailto: URL, or an e-mail"),
+        ({"LOGO_URL": "javascript:alert(1)"}, "LOGO_URL must be an http(s):// URL or a path on this server"),
+        ({"BRAND_NAME": "Acme\nDatabases"}, "BRAND_NAME must not contain control characters"),
     ],
 )
 def test_errors_name_the_variable(environ: dict[str, str], message: str) -> None:
@@ -225,3 +234,22 @@ def test_repr_shows_an_absent_secrets_key_as_none() -> None:
 def test_settings_are_frozen() -> None:
     with pytest.raises(AttributeError):
         Settings().max_body_bytes = 1  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("given", "link"),
+    [
+        ("help@acme.example", "mailto:help@acme.example"),
+        ("mailto:help@acme.example", "mailto:help@acme.example"),
+        ("https://acme.example/support", "https://acme.example/support"),
+    ],
+)
+def test_support_url_may_be_a_bare_e_mail_address(given: str, link: str) -> None:
+    assert load_settings({"SUPPORT_URL": given}).support_link == link
+
+
+def test_plug_ins_the_worker_and_branding_default_to_the_shipped_and_neutral_ones() -> None:
+    settings = load_settings({})
+    assert (settings.provisioner, settings.usage_source, settings.serve_worker) == (None, None, True)
+    assert (settings.brand_name, settings.support_link, settings.logo_url) == (None, None, None)
+    assert load_settings({"SERVE_WORKER": "false"}).serve_worker is False
