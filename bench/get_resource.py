@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import secrets
 import statistics
 import sys
@@ -23,8 +22,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import asyncpg  # noqa: E402
 
-from marketplace_provider.adapters.cipher import SecretCipher  # noqa: E402
-from marketplace_provider.adapters.storage.postgres import PostgresStorage  # noqa: E402
+from marketplace_provider.adapters.cipher import generate_key_text  # noqa: E402
+from marketplace_provider.config.settings import load_settings  # noqa: E402
+from marketplace_provider.entrypoints.containers import container_for, resolved  # noqa: E402
 from marketplace_provider.domain.installations import Credentials, Installation, Lifecycle  # noqa: E402
 from marketplace_provider.domain.resources import Resource, ResourceStatus, Secret  # noqa: E402
 from tests.support.postgres import scratch_database  # noqa: E402
@@ -60,10 +60,13 @@ async def main() -> None:
     parser.add_argument("--reads", type=int, default=2000)
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
-    cipher = SecretCipher([("bench", os.urandom(32))])
     now = datetime.now(UTC)
     async with scratch_database() as dsn:
-        storage = await PostgresStorage.open(dsn, cipher, verify_keys=False)
+        # built by the composition root, as `serve` builds it
+        container = container_for(
+            load_settings({"STORAGE_BACKEND": "postgres", "DATABASE_URL": dsn, "SECRETS_KEY": generate_key_text()})
+        )
+        storage = await resolved(container.storage())
         probes: list[tuple[str, str]] = []
         async with storage.unit_of_work() as uow:
             for n in range(INSTALLATIONS):
@@ -102,7 +105,7 @@ async def main() -> None:
             mean_us = statistics.fmean(timings) * 1e6
             results.append((size, mean_us))
             print(f"{size:>9,} resources  get: mean {mean_us:7.1f} µs  p95 {sorted(timings)[int(len(timings) * 0.95)] * 1e6:7.1f} µs  (filled in {filled:.1f} s)")
-        await storage.close()
+        await resolved(container.shutdown_resources())
     base = results[0][1]
     for size, mean_us in results[1:]:
         print(f"ratio {size:,} / {results[0][0]:,}: {mean_us / base:.2f}")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import sys
 import time
 from datetime import UTC, datetime
@@ -17,22 +16,18 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from marketplace_provider.adapters.cipher import SecretCipher  # noqa: E402
-from marketplace_provider.adapters.storage.postgres import PostgresStorage  # noqa: E402
-from marketplace_provider.adapters.vercel_client import VercelClient  # noqa: E402
-from marketplace_provider.config.catalog import load_catalog  # noqa: E402
-from marketplace_provider.config.settings import DEFAULT_PRODUCTS_FILE  # noqa: E402
+from marketplace_provider.adapters.cipher import generate_key_text  # noqa: E402
+from marketplace_provider.config.settings import load_settings  # noqa: E402
 from marketplace_provider.domain.installations import Credentials, Installation, Lifecycle  # noqa: E402
-from marketplace_provider.domain.outbox import AnnounceChange, RetryPolicy  # noqa: E402
-from marketplace_provider.domain.services.common import Ports  # noqa: E402
+from marketplace_provider.domain.outbox import AnnounceChange  # noqa: E402
 from marketplace_provider.domain.services.delivery import Delivery  # noqa: E402
-from marketplace_provider.ports.clock import SystemClock  # noqa: E402
-from marketplace_provider.ports.ids import RandomIds  # noqa: E402
+from marketplace_provider.entrypoints.containers import container_for, resolved  # noqa: E402
+from marketplace_provider.ports.storage import Storage  # noqa: E402
 from tests.support.fake_vercel import FakeVercel  # noqa: E402
 from tests.support.postgres import scratch_database  # noqa: E402
 
 
-async def seed(storage: PostgresStorage, installations: int, messages: int) -> None:
+async def seed(storage: Storage, installations: int, messages: int) -> None:
     now = datetime.now(UTC)
     async with storage.unit_of_work() as uow:
         for i in range(installations):
@@ -48,17 +43,15 @@ async def seed(storage: PostgresStorage, installations: int, messages: int) -> N
 
 
 async def run(workers: int, installations: int, messages: int, fake: FakeVercel) -> float:
-    cipher = SecretCipher([("bench", os.urandom(32))])
+    """Each worker is built by the composition root, as a `worker` process builds its own (own pool, own client)."""
     async with scratch_database() as dsn:
-        pools = [await PostgresStorage.open(dsn, cipher) for _ in range(workers)]
-        vercel = VercelClient(fake.url, max_attempts=1)
+        settings = load_settings(
+            {"STORAGE_BACKEND": "postgres", "DATABASE_URL": dsn, "SECRETS_KEY": generate_key_text(), "VERCEL_API_URL": fake.url}
+        )
+        containers = [container_for(settings) for _ in range(workers)]
         try:
-            await seed(pools[0], installations, messages)
-            catalog = load_catalog(DEFAULT_PRODUCTS_FILE)
-            deliveries = [
-                Delivery(Ports(storage=pool, catalog=catalog, clock=SystemClock(), ids=RandomIds()), vercel, RetryPolicy())
-                for pool in pools
-            ]
+            await seed(await resolved(containers[0].storage()), installations, messages)
+            deliveries = [await resolved(container.delivery()) for container in containers]
             fake.accepted.clear()
             started = time.perf_counter()
 
@@ -69,9 +62,8 @@ async def run(workers: int, installations: int, messages: int, fake: FakeVercel)
             await asyncio.gather(*(work(d) for d in deliveries))
             elapsed = time.perf_counter() - started
         finally:
-            await vercel.close()
-            for pool in pools:
-                await pool.close()
+            for container in containers:
+                await resolved(container.shutdown_resources())
     delivered = [(c.path, c.json["event"]["resourceId"]) for c in fake.accepted]
     assert len(delivered) == len(set(delivered)) == installations * messages, "a message was lost or sent twice"
     return installations * messages / elapsed

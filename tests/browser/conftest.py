@@ -14,17 +14,9 @@ import aiohttp
 import pytest
 from playwright.async_api import Browser, BrowserContext, async_playwright
 
-from marketplace_provider.adapters.cipher import SecretCipher, load_or_create_key_file
-from marketplace_provider.adapters.storage.sqlite import SqliteStorage
-from marketplace_provider.adapters.vercel_client import VercelClient
 from marketplace_provider.config.settings import Settings, load_settings
+from marketplace_provider.entrypoints.containers import container_for, resolved
 from marketplace_provider.entrypoints.http import create_app
-from marketplace_provider.domain.outbox import RetryPolicy
-from marketplace_provider.domain.services.common import Ports
-from marketplace_provider.domain.services.delivery import Delivery
-from marketplace_provider.config.catalog import load_catalog
-from marketplace_provider.ports.clock import SystemClock
-from marketplace_provider.ports.ids import RandomIds
 from tests.http.conftest import Installation
 from tests.support.api import Api
 from tests.support.fake_vercel import FakeVercel
@@ -106,20 +98,16 @@ def sso(fake_vercel: FakeVercel, token_kit: TokenKit) -> Sso:
 
 
 async def deliver_outbox(settings: Settings) -> int:
-    """What the worker would do: deliver what the pages recorded for Vercel."""
-    cipher = SecretCipher(load_or_create_key_file(settings.database_url + ".key"))
-    storage = await SqliteStorage.open(settings.database_url, cipher)
-    vercel = VercelClient(settings.vercel_api_url, max_attempts=1)
+    """What a `worker` process would do (the server's own is off here): deliver what the pages recorded."""
+    container = container_for(settings)
     try:
-        ports = Ports(storage=storage, catalog=load_catalog(settings.products_file), clock=SystemClock(), ids=RandomIds())
-        delivery = Delivery(ports, vercel, RetryPolicy())
+        delivery = await resolved(container.delivery())
         total = 0
         while delivered := await delivery.deliver_due():
             total += delivered
         return total
     finally:
-        await vercel.close()
-        await storage.close()
+        await resolved(container.shutdown_resources())
 
 
 def screenshot_path(name: str) -> str:
