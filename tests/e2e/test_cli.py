@@ -63,9 +63,20 @@ def test_bad_configuration_exits_2_with_one_line(tmp_path: Path) -> None:
 
 
 def test_help_for_every_command() -> None:
-    for command in ("serve", "products"):
+    for command in ("serve", "migrate", "worker", "outbox", "bill", "products"):
         done = run(command, "--help")
         assert done.returncode == 0 and "usage" in done.stdout
+    assert "--no-worker" in run("serve", "--help").stdout
+
+
+def test_version() -> None:
+    done = run("--version")
+    assert done.returncode == 0 and done.stdout.strip() == "marketplace-provider 0.1.0"
+
+
+def test_a_bad_port_is_refused_with_exit_2() -> None:
+    done = run("serve", env={"PORT": "eighty"})
+    assert done.returncode == 2 and "invalid int value" in done.stderr
 
 
 @pytest.fixture
