@@ -45,6 +45,13 @@ async def sqlite_backend(path: Path) -> Backend:
     return Backend(env=env, storage=await SqliteStorage.open(path, cipher))
 
 
+async def postgres_backend(dsn: str) -> Backend:
+    """A migrated PostgreSQL database with a new key, which the processes get in SECRETS_KEY."""
+    key = generate_key_text()
+    storage = await PostgresStorage.open(dsn, SecretCipher(parse_keys(key)))
+    return Backend(env={"STORAGE_BACKEND": "postgres", "DATABASE_URL": dsn, "SECRETS_KEY": key}, storage=storage)
+
+
 @pytest.fixture(params=["sqlite", "postgres"])
 async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
     if request.param == "sqlite":
@@ -53,10 +60,9 @@ async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
         await opened.storage.close()
     else:
         async with scratch_database() as dsn:
-            key = generate_key_text()
-            storage = await PostgresStorage.open(dsn, SecretCipher(parse_keys(key)))
-            yield Backend(env={"STORAGE_BACKEND": "postgres", "DATABASE_URL": dsn, "SECRETS_KEY": key}, storage=storage)
-            await storage.close()
+            opened = await postgres_backend(dsn)
+            yield opened
+            await opened.storage.close()
 
 
 def tail(log: Path | None) -> str:

@@ -14,13 +14,11 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from marketplace_provider.adapters.cipher import SecretCipher, generate_key_text, parse_keys
-from marketplace_provider.adapters.storage.postgres import PostgresStorage
 from marketplace_provider.domain.outbox import AnnounceChange, OutboxCounts, OutboxState
 from marketplace_provider.domain.periods import billing_month
 from marketplace_provider.domain.resources import Resource, ResourceStatus, Secret
 from marketplace_provider.ports.storage import Storage
-from tests.e2e.conftest import Backend, sqlite_backend
+from tests.e2e.conftest import Backend, postgres_backend, sqlite_backend
 from tests.e2e.test_cli import SCRIPT
 from tests.support.fake_vercel import Call, FakeVercel
 from tests.support.postgres import scratch_database
@@ -132,9 +130,8 @@ async def test_two_workers_on_one_postgresql_database_deliver_1000_messages_once
 ) -> None:
     installations = [f"icfg_pair{i:02d}" for i in range(50)]
     async with scratch_database() as dsn:
-        key = generate_key_text()
-        storage = await PostgresStorage.open(dsn, SecretCipher(parse_keys(key)))
-        backend = Backend(env={"STORAGE_BACKEND": "postgres", "DATABASE_URL": dsn, "SECRETS_KEY": key}, storage=storage)
+        backend = await postgres_backend(dsn)
+        storage = backend.storage
         try:
             await seed(storage, installations, 20)
             env = worker_env(fake, backend)
