@@ -143,6 +143,18 @@ class JobRepository(Protocol):
         ...
 
 
+class IntentRepository(Protocol):
+    """Provisioning under way: recorded and committed before the integrator's provisioner runs, so that a retry
+    of the same request meanwhile is told so instead of provisioning a second time."""
+
+    async def begin(self, installation_id: str, resource_id: str, at: datetime, stale_before: datetime) -> bool:
+        """Record it; False when one for this resource began after `stale_before` (still running). An older one
+        is taken over: the process that began it died."""
+        ...
+
+    async def end(self, resource_id: str) -> None: ...
+
+
 class InvoiceRepository(Protocol):
     async def get(self, invoice_id: str) -> Invoice | None: ...
 
@@ -208,6 +220,7 @@ class UnitOfWork(Protocol):
     balances: BalanceRepository
     outbox: OutboxRepository
     jobs: JobRepository
+    intents: IntentRepository
     invoices: InvoiceRepository
     webhook_events: WebhookEventRepository
     sessions: SessionRepository

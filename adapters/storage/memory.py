@@ -45,6 +45,7 @@ class _Tables:
         self.outbox: dict[str, _OutboxRow] = {}
         self.outbox_seq = itertools.count(1)  # drawn at add, like a database sequence: a rollback leaves a gap
         self.job_runs: dict[tuple[str, str], datetime] = {}
+        self.intents: dict[str, datetime | None] = {}  # resource id -> when provisioning began; None: ended
         self.invoices: dict[str, Invoice] = {}
         self.invoice_transitions: dict[str, tuple[InvoiceTransition, ...]] = {}  # invoice id -> its history
         self.webhook_events: dict[str, StoredEvent] = {}
@@ -263,6 +264,21 @@ class _Jobs:
         return True
 
 
+class _Intents:
+    def __init__(self, tx: _Staged) -> None:
+        self.tx = tx
+
+    async def begin(self, installation_id: str, resource_id: str, at: datetime, stale_before: datetime) -> bool:
+        began = self.tx.read("intents", resource_id)
+        if began is not None and began >= stale_before:
+            return False
+        self.tx.write("intents", resource_id, at)
+        return True
+
+    async def end(self, resource_id: str) -> None:
+        self.tx.write("intents", resource_id, None)
+
+
 class _Invoices:
     def __init__(self, tx: _Staged) -> None:
         self.tx = tx
@@ -352,6 +368,7 @@ class MemoryUnitOfWork:
         self.balances = _Balances(self._tx)
         self.outbox = _Outbox(self._tx)
         self.jobs = _Jobs(self._tx)
+        self.intents = _Intents(self._tx)
         self.invoices = _Invoices(self._tx)
         self.webhook_events = _WebhookEvents(self._tx)
         self.sessions = _Sessions(self._tx)

@@ -365,6 +365,25 @@ class _Jobs:
         return await self.uow.fetchval(self._claim, job, key, at) is not None
 
 
+class _Intents:
+    # a concurrent begin of the same resource waits for this one's transaction, then sees its row
+    _begin = (
+        "INSERT INTO provisioning_intents (resource_id, installation_id, started_at) VALUES ($1, $2, $3)"
+        " ON CONFLICT (resource_id) DO UPDATE SET installation_id = excluded.installation_id,"
+        " started_at = excluded.started_at WHERE provisioning_intents.started_at < $4 RETURNING resource_id"
+    )
+    _end = "DELETE FROM provisioning_intents WHERE resource_id = $1"
+
+    def __init__(self, uow: PostgresUnitOfWork) -> None:
+        self.uow = uow
+
+    async def begin(self, installation_id: str, resource_id: str, at: datetime, stale_before: datetime) -> bool:
+        return await self.uow.fetchval(self._begin, resource_id, installation_id, at, stale_before) is not None
+
+    async def end(self, resource_id: str) -> None:
+        await self.uow.execute(self._end, resource_id)
+
+
 class _Invoices:
     _columns = ", ".join(INVOICE_COLUMNS)
     _select = f"SELECT {_columns} FROM invoices WHERE id = $1"
@@ -494,6 +513,7 @@ class PostgresUnitOfWork:
         self.balances = _Balances(self)
         self.outbox = _Outbox(self)
         self.jobs = _Jobs(self)
+        self.intents = _Intents(self)
         self.invoices = _Invoices(self)
         self.webhook_events = _WebhookEvents(self)
         self.sessions = _Sessions(self)

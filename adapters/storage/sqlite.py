@@ -328,6 +328,24 @@ class _Jobs:
         return await self.uow.execute(self._claim, (job, key, _time(at))) == 1
 
 
+class _Intents:
+    _begin = (
+        "INSERT INTO provisioning_intents (resource_id, installation_id, started_at) VALUES (?, ?, ?)"
+        " ON CONFLICT (resource_id) DO UPDATE SET installation_id = excluded.installation_id,"
+        " started_at = excluded.started_at WHERE provisioning_intents.started_at < ?"
+    )
+    _end = "DELETE FROM provisioning_intents WHERE resource_id = ?"
+
+    def __init__(self, uow: SqliteUnitOfWork) -> None:
+        self.uow = uow
+
+    async def begin(self, installation_id: str, resource_id: str, at: datetime, stale_before: datetime) -> bool:
+        return await self.uow.execute(self._begin, (resource_id, installation_id, _time(at), _time(stale_before))) == 1
+
+    async def end(self, resource_id: str) -> None:
+        await self.uow.execute(self._end, (resource_id,))
+
+
 class _Invoices:
     _columns = ", ".join(INVOICE_COLUMNS)
     _select = f"SELECT {_columns} FROM invoices WHERE id = ?"
@@ -444,6 +462,7 @@ class SqliteUnitOfWork:
         self.balances = _Balances(self)
         self.outbox = _Outbox(self)
         self.jobs = _Jobs(self)
+        self.intents = _Intents(self)
         self.invoices = _Invoices(self)
         self.webhook_events = _WebhookEvents(self)
         self.sessions = _Sessions(self)
