@@ -38,31 +38,26 @@ from marketplace_provider.domain.billing import (
     MemberInfo,
     Period,
     PrepaymentBalance,
-    RefundRequest,
     ResourceEvent,
     ResourceUpdate,
-    RotatedCredentials,
     SsoTokens,
     SubmittedInvoice,
-    VercelResource,
 )
 from marketplace_provider.domain.errors import Unavailable
 from marketplace_provider.domain.installations import Contact, Installation
 from marketplace_provider.domain.invoices import InvoiceItem, InvoiceSnapshot, InvoiceState
-from marketplace_provider.domain.notifications import Level, Notification
+from marketplace_provider.domain.notifications import Notification
 from marketplace_provider.domain.plans import BillingPlan
-from marketplace_provider.domain.resources import ResourceStatus, Secret
+from marketplace_provider.domain.resources import Secret
 from marketplace_provider.domain.roles import Role
 from marketplace_provider.ports.vercel import VercelApiError
 
 log = logging.getLogger("marketplace.vercel")
 
-Method = Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
+Method = Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
 T = TypeVar("T")
 
 KNOWN_STATES = {s.value: s for s in InvoiceState}
-KNOWN_STATUSES = {s.value: s for s in ResourceStatus}
-KNOWN_LEVELS = {level.value: level for level in Level}
 
 # ---------------------------------------------------------------- wire shapes (camelCase unless Vercel says otherwise)
 
@@ -125,18 +120,6 @@ class _Member(_Wire):
     user_email: str | None = None
 
 
-class _RotateBody(msgspec.Struct, omit_defaults=True, kw_only=True):  # snake_case on the wire, OAuth style
-    client_secret: str
-    client_id: str | None = None
-
-
-class _Rotated(msgspec.Struct, kw_only=True):
-    access_token: str
-    token_type: str
-    scope: str | None = None
-    expires_in: int | float | None = None
-
-
 class _InstallationUpdated(_Wire, tag_field="type", tag="installation.updated"):
     billing_plan_id: str | None = None
 
@@ -192,30 +175,6 @@ class _UpdateResource(_Wire):
     notification: _Notification | None | UnsetType = UNSET
     extras: dict[str, Any] | UnsetType = UNSET
     secrets: list[_Secret] | _SecretsBody | UnsetType = UNSET
-
-
-class _NotificationIn(_Wire):
-    level: str
-    title: str
-    message: str | None = None
-    href: str | None = None
-
-
-class _ResourceIn(_Wire):
-    internal_id: str
-    name: str
-    product_id: str
-    id: str | None = None  # Get Integration Resource
-    partner_id: str | None = None  # Get Integration Resources
-    status: str | None = None
-    notification: _NotificationIn | None = None
-    billing_plan_id: str | None = None
-    metadata: dict[str, Any] = {}
-    protocol_settings: dict[str, Any] | None = None
-
-
-class _Resources(_Wire):
-    resources: list[_ResourceIn]
 
 
 class _Period(_Wire):
@@ -303,12 +262,6 @@ class _InvoiceIn(_Wire):
     total: str
     items: list[_InvoiceItemIn] = []
     test: bool = False
-
-
-class _Refund(_Wire):
-    action: Literal["refund"]
-    reason: str
-    total: str
 
 
 class _Balance(_Wire):
@@ -463,29 +416,6 @@ def _item_fields(item: ExperimentationItem) -> dict[str, Any]:
 # ---------------------------------------------------------------- wire -> domain
 
 
-def _notification_in(n: _NotificationIn | None) -> Notification | None:
-    if n is None or n.level not in KNOWN_LEVELS:
-        return None
-    return Notification(level=KNOWN_LEVELS[n.level], title=n.title, message=n.message, href=n.href)
-
-
-def _resource_in(r: _ResourceIn) -> VercelResource:
-    partner_id = r.id or r.partner_id
-    if not partner_id:
-        raise Unavailable("Vercel's resource carried no partner id")
-    return VercelResource(
-        id=partner_id,
-        internal_id=r.internal_id,
-        name=r.name,
-        product_id=r.product_id,
-        status=KNOWN_STATUSES.get(r.status) if r.status else None,
-        notification=_notification_in(r.notification),
-        billing_plan_id=r.billing_plan_id,
-        metadata=r.metadata,
-        protocol_settings=r.protocol_settings,
-    )
-
-
 def _config_in(c: _Config) -> ExperimentationConfig:
     return ExperimentationConfig(items=c.items, updated_at=int(c.updated_at), digest=c.digest, purpose=c.purpose)
 
@@ -597,11 +527,10 @@ class VercelClient:
         token: str | None,
         body: msgspec.Struct | None = None,
         accept: tuple[int, ...] = (),
-        headers: dict[str, str] | None = None,
     ) -> tuple[int, bytes]:
         """One call with its retries. Returns (status, body) for a 1xx-3xx status or one in `accept`."""
         url = URL(self.base_url + path, encoded=True)
-        sent = dict(headers or {})
+        sent: dict[str, str] = {}
         if token is not None:
             sent["Authorization"] = f"Bearer {token}"
         payload = None
@@ -670,24 +599,6 @@ class VercelClient:
             raise Unavailable(f"Vercel answered an unknown member role {wire.role!r}") from None
         return MemberInfo(id=wire.id, role=role, global_user_id=wire.global_user_id, user_email=wire.user_email)
 
-    async def rotate_credentials(self, installation: Installation) -> RotatedCredentials:
-        if not self._client_secret:
-            raise Unavailable("INTEGRATION_CLIENT_SECRET is not set: cannot rotate installation credentials")
-        body = _RotateBody(client_secret=self._client_secret, client_id=self.client_id or None)
-        _, content = await self._send(
-            "POST",
-            self._installation_path(installation, "credentials", "rotate"),
-            token=self._token(installation),
-            body=body,
-        )
-        wire = self._decode(content, _Rotated, "rotate credentials")
-        return RotatedCredentials(
-            access_token=wire.access_token,
-            token_type=wire.token_type,
-            scope=wire.scope,
-            expires_in=int(wire.expires_in) if wire.expires_in is not None else None,
-        )
-
     async def send_event(self, installation: Installation, event: InstallationEvent | ResourceEvent) -> None:
         wire: _InstallationUpdated | _ResourceUpdated
         if isinstance(event, ResourceEvent):
@@ -704,20 +615,6 @@ class VercelClient:
         )
 
     # -------------------------------------------------------- resources
-
-    async def list_resources(self, installation: Installation) -> tuple[VercelResource, ...]:
-        _, content = await self._send(
-            "GET", self._installation_path(installation, "resources"), token=self._token(installation)
-        )
-        return tuple(_resource_in(r) for r in self._decode(content, _Resources, "list resources").resources)
-
-    async def get_resource(self, installation: Installation, resource_id: str) -> VercelResource | None:
-        status, content = await self._send(
-            "GET", self._resource_path(installation, resource_id), token=self._token(installation), accept=(404,)
-        )
-        if status == 404:
-            return None
-        return _resource_in(self._decode(content, _ResourceIn, "get resource"))
 
     async def import_resource(self, installation: Installation, resource_id: str, resource: ImportedResource) -> None:
         body = _ImportResource(
@@ -751,9 +648,6 @@ class VercelClient:
         await self._send(
             "PATCH", self._resource_path(installation, resource_id), token=self._token(installation), body=body
         )
-
-    async def delete_resource(self, installation: Installation, resource_id: str) -> None:
-        await self._send("DELETE", self._resource_path(installation, resource_id), token=self._token(installation))
 
     async def update_resource_secrets(
         self, installation: Installation, resource_id: str, secrets: Sequence[Secret], *, partial: bool = False
@@ -828,15 +722,6 @@ class VercelClient:
             test=wire.test,
         )
 
-    async def invoice_action_refund(self, installation: Installation, invoice_id: str, refund: RefundRequest) -> None:
-        body = _Refund(action="refund", reason=refund.reason, total=str(refund.total))
-        await self._send(
-            "POST",
-            self._installation_path(installation, "billing", "invoices", _seg(invoice_id), "actions"),
-            token=self._token(installation),
-            body=body,
-        )
-
     async def submit_prepayment_balances(
         self, installation: Installation, timestamp: datetime, balances: Sequence[PrepaymentBalance]
     ) -> None:
@@ -885,25 +770,6 @@ class VercelClient:
             self._resource_path(installation, resource_id, "experimentation", "items", _seg(item_id)),
             token=self._token(installation),
         )
-
-    async def get_experimentation_config(
-        self, installation: Installation, resource_id: str, *, if_none_match: str | None = None
-    ) -> ExperimentationConfig | None:
-        status, content = await self._send(
-            "GET",
-            self._config_path(installation, resource_id),
-            token=self._token(installation),
-            headers={"If-None-Match": if_none_match} if if_none_match else None,
-        )
-        if status == 304:
-            return None
-        return _config_in(self._decode(content, _Config, "get experimentation config"))
-
-    async def head_experimentation_config(self, installation: Installation, resource_id: str) -> bool:
-        status, _ = await self._send(
-            "HEAD", self._config_path(installation, resource_id), token=self._token(installation), accept=(404,)
-        )
-        return status != 404
 
     async def put_experimentation_config(
         self, installation: Installation, resource_id: str, data: dict[str, object]

@@ -1,5 +1,5 @@
 """What we tell Vercel and what Vercel tells back (vercel-api.md, billing.md 2-4): money, usage, invoices,
-balances, events, installation and resource updates, member/account facts, SSO and rotated tokens.
+balances, events, installation and resource updates, imports, member/account facts, SSO tokens, flags.
 
 Every type checks its own shape when it is built (in `__post_init__`), so a wrong one cannot exist: money is
 a two-place non-negative Decimal, never a float; a period runs forwards; cents are whole; an invoice has items.
@@ -15,7 +15,7 @@ import msgspec
 from msgspec.structs import force_setattr
 
 from marketplace_provider.domain.errors import Invalid
-from marketplace_provider.domain.installations import Account, Credentials
+from marketplace_provider.domain.installations import Account
 from marketplace_provider.domain.notifications import Notification
 from marketplace_provider.domain.plans import BillingPlan
 from marketplace_provider.domain.resources import Resource, ResourceStatus, Secret
@@ -261,16 +261,6 @@ class SubmittedInvoice(msgspec.Struct, frozen=True, kw_only=True):
     validation_errors: tuple[str, ...] = ()
 
 
-class RefundRequest(msgspec.Struct, frozen=True, kw_only=True):
-    reason: str
-    total: Money  # at most the invoice's total
-
-    def __post_init__(self) -> None:
-        _text(self.reason, "reason")
-        if not isinstance(self.total, Money):
-            raise Invalid.field("total", "must be Money")
-
-
 class PrepaymentBalance(msgspec.Struct, frozen=True, kw_only=True):
     """Credit left, in whole USD cents; resource_id None = installation-level credit."""
 
@@ -348,7 +338,13 @@ class ImportedResource(msgspec.Struct, frozen=True, kw_only=True):
         _text(self.name, "name")
 
     @classmethod
-    def of(cls, resource: Resource, plan: BillingPlan | None = None, ownership: Ownership | None = None) -> ImportedResource:
+    def of(
+        cls,
+        resource: Resource,
+        plan: BillingPlan | None = None,
+        ownership: Ownership | None = None,
+        extras: dict[str, object] | None = None,
+    ) -> ImportedResource:
         return cls(
             product_id=resource.product_id,
             name=resource.name,
@@ -357,6 +353,7 @@ class ImportedResource(msgspec.Struct, frozen=True, kw_only=True):
             metadata=resource.metadata,
             billing_plan=plan,
             notification=resource.notification,
+            extras=extras,
             secrets=resource.secrets or None,
         )
 
@@ -374,20 +371,6 @@ class ResourceUpdate(msgspec.Struct, frozen=True, kw_only=True):
     extras: dict[str, object] | None = None
     secrets: tuple[Secret, ...] | None = None
     partial_secrets: bool = False
-
-
-class VercelResource(msgspec.Struct, frozen=True, kw_only=True):
-    """A resource as Vercel has it. `status` None: a status we do not know."""
-
-    id: str  # ours (partner id)
-    internal_id: str  # Vercel's
-    name: str
-    product_id: str
-    status: ResourceStatus | None = None
-    notification: Notification | None = None
-    billing_plan_id: str | None = None
-    metadata: dict[str, object] = {}
-    protocol_settings: dict[str, object] | None = None
 
 
 # ---------------------------------------------------------------- who is on the other side
@@ -414,21 +397,6 @@ class SsoTokens(msgspec.Struct, frozen=True, kw_only=True):
 
     def __repr__(self) -> str:  # no token reaches a log line
         return f"SsoTokens(token_type={self.token_type!r}, expires_in={self.expires_in!r}, tokens=<redacted>)"
-
-    __str__ = __repr__
-
-
-class RotatedCredentials(msgspec.Struct, frozen=True, kw_only=True):
-    access_token: str
-    token_type: str
-    scope: str | None = None
-    expires_in: int | None = None
-
-    def as_credentials(self) -> Credentials:
-        return Credentials(access_token=self.access_token, token_type=self.token_type)
-
-    def __repr__(self) -> str:
-        return f"RotatedCredentials(token_type={self.token_type!r}, scope={self.scope!r}, access_token=<redacted>)"
 
     __str__ = __repr__
 

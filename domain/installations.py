@@ -56,6 +56,13 @@ class Installation(msgspec.Struct, frozen=True, kw_only=True):
     def is_active(self) -> bool:
         return self.lifecycle is Lifecycle.ACTIVE
 
+    def show(self, notification: Notification | None, at: datetime) -> Installation:
+        """Show this notification on the installation in Vercel's dashboard (None: remove it). The same one: no
+        change."""
+        if notification == self.notification:
+            return self
+        return msgspec.structs.replace(self, notification=notification, updated_at=at)
+
 
 class InstallationDetails(msgspec.Struct, frozen=True, kw_only=True):
     """What an upsert carries."""

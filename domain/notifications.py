@@ -41,3 +41,16 @@ def new_notification(
         if len(href) > HREF_MAX or not href.startswith(HREF_SCHEMES) or any(c.isspace() for c in href):
             raise Invalid.field(f"{field}.href", "must be an http(s):// or sso: link")
     return Notification(level=level, title=title, message=message, href=href)
+
+
+def checked(notification: Notification | None, *, field: str = "notification") -> Notification | None:
+    """A notification built elsewhere (a Struct does not check itself), checked as `new_notification` would."""
+    if notification is None:
+        return None
+    if not isinstance(notification, Notification) or not isinstance(notification.level, Level):
+        raise Invalid.field(f"{field}.level", "must be info, warn or error")
+    n = notification
+    for name, value, required in (("title", n.title, True), ("message", n.message, False), ("href", n.href, False)):
+        if not isinstance(value, str) and (required or value is not None):
+            raise Invalid.field(f"{field}.{name}", "must be a string")
+    return new_notification(n.level, n.title, n.message, n.href, field=field)

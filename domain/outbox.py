@@ -13,7 +13,9 @@ from typing import ClassVar
 
 import msgspec
 
-from marketplace_provider.domain.billing import BillingData, InvoiceRequest, PrepaymentBalance
+from marketplace_provider.domain.billing import (
+    BillingData, ExperimentationItem, ImportedResource, InvoiceRequest, PrepaymentBalance,
+)
 from marketplace_provider.domain.errors import Invalid
 from marketplace_provider.domain.notifications import Notification
 from marketplace_provider.domain.resources import ResourceStatus, Secret
@@ -34,24 +36,66 @@ class SetInstallationNotification(Message, tag="installation.notification"):
     notification: Notification | None
 
 
+class Sealed(Message):
+    """A message that carries secrets: storage seals it whole; operators and logs see the secrets' names only."""
+
+    sensitive: ClassVar[bool] = True
+
+    def public(self) -> dict[str, object]:
+        return _names_only(msgspec.to_builtins(self))  # type: ignore[return-value]
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.public()!r})"
+
+    __str__ = __repr__
+
+
+def _names_only(value: object) -> object:
+    """Every `secrets` list reduced to the secrets' names, at any depth."""
+    if isinstance(value, dict):
+        return {
+            key: [s["name"] for s in item] if key == "secrets" and isinstance(item, tuple | list) else _names_only(item)
+            for key, item in value.items()
+        }
+    if isinstance(value, tuple | list):
+        return [_names_only(item) for item in value]
+    return value
+
+
 class SetResourceStatus(Message, tag="resource.status"):
     resource_id: str
     status: ResourceStatus
 
 
-class PushResourceSecrets(Message, tag="resource.secrets"):
-    """The resource's secrets after a rotation that finished later (partial: only these names change)."""
+class SetResourceNotification(Message, tag="resource.notification"):
+    """Show this notification on the resource in Vercel's dashboard (Update Resource); None removes it."""
 
-    sensitive: ClassVar[bool] = True
+    resource_id: str
+    notification: Notification | None
+
+
+class PushResourceSecrets(Sealed, tag="resource.secrets"):
+    """The resource's secrets after a rotation done later or by the provider (partial: only these names change)."""
+
     resource_id: str
     secrets: tuple[Secret, ...]
     partial: bool = False
 
-    def public(self) -> dict[str, object]:
-        return {"kind": "resource.secrets", "resource_id": self.resource_id, "names": [s.name for s in self.secrets]}
 
-    def __repr__(self) -> str:
-        return f"PushResourceSecrets(resource_id={self.resource_id!r}, secrets=<{len(self.secrets)} redacted>)"
+class FinishProvisioning(Sealed, tag="resource.provisioned"):
+    """An asynchronous provisioning is done: the resource's status and its whole set of secrets, in one Update
+    Resource call, so that Vercel never shows it ready without its secrets."""
+
+    resource_id: str
+    status: ResourceStatus
+    secrets: tuple[Secret, ...]
+
+
+class ImportResource(Sealed, tag="resource.import"):
+    """A resource made on our side, as Vercel must have it (Import Resource, an upsert)."""
+
+    resource_id: str
+    resource: ImportedResource
 
 
 class AnnounceChange(Message, tag="event"):
@@ -95,15 +139,48 @@ class FinalizeInstallation(Message, tag="installation.finalize"):
     """No more invoices will come; once Vercel has it, the installation's access token stops working."""
 
 
+class CreateExperimentationItems(Message, tag="experimentation.items"):
+    """These flags or experiments exist, as given (delivered again, they are updated to the same)."""
+
+    resource_id: str
+    items: tuple[ExperimentationItem, ...]
+
+
+class UpdateExperimentationItem(Message, tag="experimentation.item"):
+    resource_id: str
+    item: ExperimentationItem
+
+
+class DeleteExperimentationItem(Message, tag="experimentation.item.delete"):
+    """The item is gone (delivered again, Vercel's "not found" means the same)."""
+
+    resource_id: str
+    item_id: str
+
+
+class PushExperimentationConfig(Message, tag="experimentation.config"):
+    """The flag configuration the resource's synced config store holds, whole."""
+
+    resource_id: str
+    data: dict[str, object]
+
+
 OutboxMessage = (
     SetInstallationNotification
     | SetResourceStatus
+    | SetResourceNotification
     | PushResourceSecrets
+    | FinishProvisioning
+    | ImportResource
     | AnnounceChange
     | SubmitBillingData
     | SubmitInvoice
     | ReportBalances
     | FinalizeInstallation
+    | CreateExperimentationItems
+    | UpdateExperimentationItem
+    | DeleteExperimentationItem
+    | PushExperimentationConfig
 )
 
 

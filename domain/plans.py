@@ -250,14 +250,16 @@ def resolve_metadata(product: Product, given: dict[str, object]) -> dict[str, ob
     return resolved
 
 
-def choose_resource_plan(catalog: Catalog, product: Product, plan_id: str) -> BillingPlan:
+def choose_resource_plan(
+    catalog: Catalog, product: Product, plan_id: str, *, field: str = "billingPlanId"
+) -> BillingPlan:
     plan = catalog.plan(plan_id)
     if plan is None or plan_id not in product.plan_ids:
-        raise Invalid.field("billingPlanId", f"{plan_id!r} is not a plan of product {product.id!r}")
+        raise Invalid.field(field, f"{plan_id!r} is not a plan of product {product.id!r}")
     if plan.disabled:
-        raise Invalid.field("billingPlanId", f"plan {plan_id!r} is not available")
+        raise Invalid.field(field, f"plan {plan_id!r} is not available")
     if plan.scope is not PlanScope.RESOURCE:
-        raise Invalid.field("billingPlanId", f"plan {plan_id!r} is an installation-level plan")
+        raise Invalid.field(field, f"plan {plan_id!r} is an installation-level plan")
     return plan
 
 

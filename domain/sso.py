@@ -69,6 +69,11 @@ def sso_link(url: str) -> str:
     return "sso:" + url
 
 
+def page_link(public_url: str, path: str) -> str:
+    """An `sso:` link to a page of ours (a path such as /dashboard/resources/res_1), e.g. for a notification."""
+    return sso_link(public_url.rstrip("/") + "/" + path.lstrip("/"))
+
+
 def provider_sso_url(vercel_url: str, slug: str, installation_id: str, **params: str) -> str:
     """Provider-initiated SSO (auth.md 5): Vercel checks the user's access, then runs the usual flow to our
     /callback, echoing `params` back."""

@@ -7,12 +7,15 @@ import logging
 import os
 import sys
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import TypeVar
 
 import msgspec
 
 from marketplace_provider.config.catalog import load_catalog
 from marketplace_provider.config.settings import ConfigError, Settings, load_settings
+from marketplace_provider.domain.errors import DomainError, NotFound
+from marketplace_provider.entrypoints.cli_actions import add_commands
 from marketplace_provider.ports.storage import UnitOfWork
 
 T = TypeVar("T")
@@ -96,9 +99,20 @@ async def _with_storage(settings: Settings, work: Callable[[UnitOfWork], Awaitab
         await resolved(container.shutdown_resources())
 
 
+async def _revive(uow: UnitOfWork, ids: list[str] | None) -> int:
+    """Queue dead messages again: all, or the ones named, each of which must be dead (else NotFound, and the
+    unit of work rolls back: none is revived)."""
+    now = datetime.now(UTC)
+    if ids is None:
+        return await uow.outbox.revive(None, now)
+    for entry_id in dict.fromkeys(ids):
+        if not await uow.outbox.revive([entry_id], now):
+            raise NotFound(f"outbox message {entry_id} is not a dead letter (unknown, pending or delivered)")
+    return len(set(ids))
+
+
 def _outbox(settings: Settings, args: argparse.Namespace) -> int:
     import asyncio
-    from datetime import UTC, datetime
 
     match args.action:
         case "status":
@@ -122,27 +136,9 @@ def _outbox(settings: Settings, args: argparse.Namespace) -> int:
         case "retry":
             if not args.ids and not args.all:
                 raise ConfigError("outbox retry: name the message ids, or --all")
-            now = datetime.now(UTC)
-            revived = asyncio.run(_with_storage(settings, lambda uow: uow.outbox.revive(None if args.all else args.ids, now)))
-            print(f"{revived} dead message(s) queued again")
-    return 0
-
-
-def _bill(settings: Settings, args: argparse.Namespace) -> int:
-    import asyncio
-
-    from marketplace_provider.entrypoints.containers import container_for, resolved
-
-    async def run() -> int:
-        container = container_for(settings)
-        try:
-            jobs = await resolved(container.jobs())
-            return await jobs.submit_usage_now(args.installation or None)
-        finally:
-            await resolved(container.shutdown_resources())
-
-    queued = asyncio.run(run())
-    print(f"billing data queued for {queued} installation(s); the worker delivers it")
+            revived = asyncio.run(_with_storage(settings, lambda uow: _revive(uow, None if args.all else args.ids)))
+            text = f"{revived} dead message(s) queued again"
+            print(msgspec.json.encode({"revived": revived}).decode() if args.json else text)
     return 0
 
 
@@ -210,9 +206,7 @@ def parser() -> argparse.ArgumentParser:
     outbox.add_argument("--limit", type=int, default=100, help="dead: how many to list")
     outbox.add_argument("--json", action="store_true", help="machine-readable output")
     outbox.set_defaults(run=_outbox)
-    bill = commands.add_parser("bill", help="queue this month's billing data now (all installations or some)")
-    bill.add_argument("--installation", action="append", metavar="ID", help="only this installation (repeatable)")
-    bill.set_defaults(run=_bill)
+    add_commands(commands)  # notify, resource status|secrets, import, event, bill
     products = commands.add_parser("products", help="print the validated product and billing-plan catalog")
     products.add_argument("--json", action="store_true", help="machine-readable output")
     products.set_defaults(run=_products)
@@ -229,6 +223,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"marketplace-provider: {exc}", file=sys.stderr)
         return 2
+    except DomainError as exc:  # an unknown installation, resource or message; bad input
+        print(f"marketplace-provider: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -26,18 +26,21 @@ from marketplace_provider.domain.services import Services
 from marketplace_provider.domain.services.common import Ports
 from marketplace_provider.domain.outbox import RetryPolicy
 from marketplace_provider.domain.services.dashboard import Dashboard
+from marketplace_provider.domain.services.experimentation import ExperimentationActions
 from marketplace_provider.domain.services.delivery import Delivery
+from marketplace_provider.domain.services.installation_actions import InstallationActions
 from marketplace_provider.domain.services.installations import Installations
 from marketplace_provider.domain.services.notifications import Notifications
 from marketplace_provider.domain.services.plans import Plans
 from marketplace_provider.domain.services.purchases import Purchases
+from marketplace_provider.domain.services.resource_actions import ResourceActions
 from marketplace_provider.domain.services.resources import Resources
 from marketplace_provider.domain.services.scheduled import ScheduledJobs
 from marketplace_provider.domain.services.sign_in import SignIn
 from marketplace_provider.domain.services.transfers import Transfers
 from marketplace_provider.domain.services.webhooks import Webhooks
 from marketplace_provider.domain.plans import Catalog
-from marketplace_provider.domain.sso import sso_link
+from marketplace_provider.domain.sso import page_link
 from marketplace_provider.entrypoints import plugins
 from marketplace_provider.entrypoints.plugins import PluginContext
 from marketplace_provider.ports.clock import SystemClock
@@ -143,7 +146,7 @@ async def open_vercel(settings: Settings) -> AsyncIterator[VercelClient]:
 
 
 def billing_page_link(settings: Settings) -> str:
-    return sso_link(settings.public_url.rstrip("/") + "/dashboard/billing")
+    return page_link(settings.public_url, "/dashboard/billing")
 
 
 def _plugin_context(settings: Settings, catalog: Catalog) -> PluginContext:
@@ -198,6 +201,12 @@ class Container(containers.DeclarativeContainer):
 
     installations = providers.Singleton(Installations, ports, provisioner)
     resources = providers.Singleton(Resources, ports, provisioner)
+    notifications = providers.Singleton(Notifications, ports)
+    jobs = providers.Singleton(ScheduledJobs, ports, usage)
+    # The provider-side actions (entrypoints/provider.py's Marketplace, the action commands).
+    installation_actions = providers.Singleton(InstallationActions, ports, vercel, notifications, jobs)
+    resource_actions = providers.Singleton(ResourceActions, ports)
+    experimentation = providers.Singleton(ExperimentationActions, ports)
     webhooks = providers.Singleton(
         Webhooks, ports, vercel, provisioner, installations, billing_link=providers.Callable(billing_page_link, settings)
     )
@@ -208,11 +217,11 @@ class Container(containers.DeclarativeContainer):
         plans=providers.Singleton(Plans, ports),
         purchases=providers.Singleton(Purchases, ports, vercel),
         transfers=providers.Singleton(Transfers, ports),
-        notifications=providers.Singleton(Notifications, ports),
+        notifications=notifications,
         webhooks=webhooks,
     )
     sign_in = providers.Singleton(SignIn, ports, vercel, token_verifier, session_hours=settings.provided.session_hours)
-    dashboard = providers.Singleton(Dashboard, ports, resources, provisioner, usage)
+    dashboard = providers.Singleton(Dashboard, ports, resource_actions, provisioner, usage)
     browser = providers.Singleton(
         Browser,
         public_url=settings.provided.public_url,
@@ -223,7 +232,6 @@ class Container(containers.DeclarativeContainer):
     delivery = providers.Singleton(
         Delivery, ports, vercel, retry_policy, lease_seconds=settings.provided.outbox_lease_seconds
     )
-    jobs = providers.Singleton(ScheduledJobs, ports, usage)
 
 
 def container_for(

@@ -10,6 +10,11 @@ From code (README, "Build your integration"):
 
 `run_worker(settings, provisioner=..., usage_source=...)` is the worker's equivalent, and `container_for(...)`
 gives the composition root itself, for tests that override any other part.
+
+The provider-side actions (README, "Actions from your side"):
+
+    async with connect(load_settings()) as marketplace:
+        await marketplace.resources.set_status("icfg_...", "res_...", ResourceStatus.READY)
 """
 
 from __future__ import annotations
@@ -22,6 +27,15 @@ _PUBLIC = {
     "create_app": "marketplace_provider.entrypoints.http",
     "run_worker": "marketplace_provider.entrypoints.worker",
     "Container": "marketplace_provider.entrypoints.containers",
+    "connect": "marketplace_provider.entrypoints.provider",
+    "Marketplace": "marketplace_provider.entrypoints.provider",
+    "ResourceImport": "marketplace_provider.domain.services.resource_actions",
+    "ExperimentationItem": "marketplace_provider.domain.billing",
+    "Ownership": "marketplace_provider.domain.billing",
+    "Level": "marketplace_provider.domain.notifications",
+    "Notification": "marketplace_provider.domain.notifications",
+    "ResourceStatus": "marketplace_provider.domain.resources",
+    "Secret": "marketplace_provider.domain.resources",
     "container_for": "marketplace_provider.entrypoints.containers",
     "PluginContext": "marketplace_provider.entrypoints.plugins",
     "Settings": "marketplace_provider.config.settings",
@@ -33,9 +47,14 @@ __all__ = sorted(_PUBLIC)
 
 if TYPE_CHECKING:
     from marketplace_provider.config.settings import ConfigError, Settings, load_settings
+    from marketplace_provider.domain.billing import ExperimentationItem, Ownership
+    from marketplace_provider.domain.notifications import Level, Notification
+    from marketplace_provider.domain.resources import ResourceStatus, Secret
+    from marketplace_provider.domain.services.resource_actions import ResourceImport
     from marketplace_provider.entrypoints.containers import Container, container_for
     from marketplace_provider.entrypoints.http import create_app
     from marketplace_provider.entrypoints.plugins import PluginContext
+    from marketplace_provider.entrypoints.provider import Marketplace, connect
     from marketplace_provider.entrypoints.worker import run_worker
 
 

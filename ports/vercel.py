@@ -25,13 +25,10 @@ from marketplace_provider.domain.billing import (
     InvoiceRequest,
     MemberInfo,
     PrepaymentBalance,
-    RefundRequest,
     ResourceEvent,
     ResourceUpdate,
-    RotatedCredentials,
     SsoTokens,
     SubmittedInvoice,
-    VercelResource,
 )
 from marketplace_provider.domain.errors import Unavailable
 from marketplace_provider.domain.installations import Installation
@@ -76,10 +73,6 @@ class VercelGateway(Protocol):
         """GET /v1/installations/{id}/member/{memberId} (member id = the token's user_id)."""
         ...
 
-    async def rotate_credentials(self, installation: Installation) -> RotatedCredentials:
-        """POST /v1/installations/{id}/credentials/rotate: a new token; the old one stays valid for now."""
-        ...
-
     async def send_event(self, installation: Installation, event: InstallationEvent | ResourceEvent) -> None:
         """POST /v1/installations/{id}/events (201)."""
         ...
@@ -90,24 +83,12 @@ class VercelGateway(Protocol):
 
     # -------------------------------------------------------- resources
 
-    async def list_resources(self, installation: Installation) -> tuple[VercelResource, ...]:
-        """GET /v1/installations/{id}/resources."""
-        ...
-
-    async def get_resource(self, installation: Installation, resource_id: str) -> VercelResource | None:
-        """GET /v1/installations/{id}/resources/{resourceId}; None when Vercel does not know it."""
-        ...
-
     async def import_resource(self, installation: Installation, resource_id: str, resource: ImportedResource) -> None:
         """PUT /v1/installations/{id}/resources/{resourceId}: upsert a resource made on our side."""
         ...
 
     async def update_resource(self, installation: Installation, resource_id: str, update: ResourceUpdate) -> None:
         """PATCH /v1/installations/{id}/resources/{resourceId}."""
-        ...
-
-    async def delete_resource(self, installation: Installation, resource_id: str) -> None:
-        """DELETE /v1/installations/{id}/resources/{resourceId} (204)."""
         ...
 
     async def update_resource_secrets(
@@ -128,10 +109,6 @@ class VercelGateway(Protocol):
 
     async def get_invoice(self, installation: Installation, invoice_id: str) -> InvoiceSnapshot | None:
         """The invoice as Vercel has it; None when Vercel does not know it. Raises Unavailable when unreachable."""
-        ...
-
-    async def invoice_action_refund(self, installation: Installation, invoice_id: str, refund: RefundRequest) -> None:
-        """POST /v1/installations/{id}/billing/invoices/{invoiceId}/actions {action: refund} (204)."""
         ...
 
     async def submit_prepayment_balances(
@@ -156,16 +133,6 @@ class VercelGateway(Protocol):
 
     async def delete_experimentation_item(self, installation: Installation, resource_id: str, item_id: str) -> None:
         """DELETE .../resources/{resourceId}/experimentation/items/{itemId} (204)."""
-        ...
-
-    async def get_experimentation_config(
-        self, installation: Installation, resource_id: str, *, if_none_match: str | None = None
-    ) -> ExperimentationConfig | None:
-        """GET .../experimentation/{edge-config|global-config}; None when unchanged (304) since `if_none_match`."""
-        ...
-
-    async def head_experimentation_config(self, installation: Installation, resource_id: str) -> bool:
-        """HEAD .../experimentation/{edge-config|global-config}: whether the synced config exists."""
         ...
 
     async def put_experimentation_config(

@@ -34,6 +34,25 @@ class RequestKey(msgspec.Struct, frozen=True):
     fingerprint: str
 
 
+async def earlier_reply(
+    uow: UnitOfWork, installation_id: str, key: RequestKey | None, result_type: type[T]
+) -> Reply | None:
+    """The reply this key already produced in this installation (the request is a retry), or None.
+    The same key with a different request is a Conflict."""
+    if key is None:
+        return None
+    reply = await uow.replies.lookup(installation_id, key.value, result_type)
+    if reply is not None and reply.fingerprint != key.fingerprint:
+        raise Conflict("this Idempotency-Key was already used for a different request")
+    return reply
+
+
+async def remember(uow: UnitOfWork, installation_id: str, key: RequestKey | None, result: object) -> None:
+    """Keep the reply for retries, in the caller's unit of work: it commits (or not) with the change."""
+    if key is not None:
+        await uow.replies.save(installation_id, key.value, Reply(fingerprint=key.fingerprint, result=result))
+
+
 async def once(
     uow: UnitOfWork,
     installation_id: str,
@@ -46,15 +65,11 @@ async def once(
     Failures are not remembered: a retry after an error tries again. The reply is saved in the caller's
     unit of work, so it commits (or rolls back) together with the change it describes.
     """
-    if key is None:
-        return await work()
-    reply = await uow.replies.lookup(installation_id, key.value, result_type)
+    reply = await earlier_reply(uow, installation_id, key, result_type)
     if reply is not None:
-        if reply.fingerprint != key.fingerprint:
-            raise Conflict("this Idempotency-Key was already used for a different request")
         return reply.result  # type: ignore[return-value]
     result = await work()
-    await uow.replies.save(installation_id, key.value, Reply(fingerprint=key.fingerprint, result=result))
+    await remember(uow, installation_id, key, result)
     return result
 
 

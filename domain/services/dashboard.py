@@ -18,7 +18,7 @@ from marketplace_provider.domain.resources import Resource
 from marketplace_provider.domain.roles import Action, authorize, may
 from marketplace_provider.domain.services.common import Ports, active_installation, live_resource
 from marketplace_provider.domain.services.notifications import show
-from marketplace_provider.domain.services.resources import Resources
+from marketplace_provider.domain.services.resource_actions import ResourceActions
 from marketplace_provider.domain.sso import Session
 from marketplace_provider.domain.webhooks import INVOICE_EVENTS, StoredEvent, payload_of
 from marketplace_provider.ports.provisioner import ResourceProvisioner
@@ -50,10 +50,10 @@ class InvoicePage(msgspec.Struct, frozen=True, kw_only=True):
 
 class Dashboard:
     def __init__(
-        self, ports: Ports, resources: Resources, provisioner: ResourceProvisioner, usage: UsageSource
+        self, ports: Ports, actions: ResourceActions, provisioner: ResourceProvisioner, usage: UsageSource
     ) -> None:
         self.ports = ports
-        self.resources = resources
+        self.actions = actions
         self.provisioner = provisioner
         self.usage_source = usage
 
@@ -155,9 +155,7 @@ class Dashboard:
             resource = await live_resource(uow, session.installation_id, resource_id)
         rotation = await self.provisioner.rotate_secrets(resource, "rotated from the provider dashboard", 0)
         if rotation.sync:
-            await self.resources.finish_rotation(
-                session.installation_id, resource_id, rotation.secrets, partial=rotation.partial
-            )
+            await self.actions.push_secrets(session.installation_id, resource_id, rotation.secrets, partial=rotation.partial)
 
     async def change_plan(self, session: Session, resource_id: str, plan_id: str) -> None:
         """Move a resource to another plan of its product; Vercel is told to re-read the resource."""

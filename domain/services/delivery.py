@@ -15,21 +15,30 @@ from itertools import groupby
 
 from msgspec.structs import replace
 
-from marketplace_provider.domain.billing import CLEAR, InstallationEvent, InstallationUpdate, ResourceEvent, ResourceUpdate
+from marketplace_provider.domain.billing import (
+    CLEAR, ExperimentationItem, InstallationEvent, InstallationUpdate, ResourceEvent, ResourceUpdate,
+)
 from marketplace_provider.domain.errors import DomainError, Unavailable
 from marketplace_provider.domain.installations import Installation, Lifecycle
 from marketplace_provider.domain.outbox import (
     AnnounceChange,
+    CreateExperimentationItems,
+    DeleteExperimentationItem,
     FinalizeInstallation,
+    FinishProvisioning,
+    ImportResource,
     OutboxEntry,
     OutboxMessage,
+    PushExperimentationConfig,
     PushResourceSecrets,
     ReportBalances,
     RetryPolicy,
     SetInstallationNotification,
+    SetResourceNotification,
     SetResourceStatus,
     SubmitBillingData,
     SubmitInvoice,
+    UpdateExperimentationItem,
 )
 from marketplace_provider.domain.services.common import Ports
 from marketplace_provider.ports.storage import UnitOfWork
@@ -166,6 +175,41 @@ class Delivery:
                 await vercel.submit_prepayment_balances(installation, timestamp, balances)
             case FinalizeInstallation():
                 await vercel.finalize_installation(installation)
+            case SetResourceNotification(resource_id=resource_id, notification=notification):
+                update = ResourceUpdate(notification=notification or CLEAR)
+                await vercel.update_resource(installation, resource_id, update)
+            case FinishProvisioning(resource_id=resource_id, status=status, secrets=secrets):
+                update = ResourceUpdate(status=status, secrets=secrets or None)
+                await vercel.update_resource(installation, resource_id, update)
+            case ImportResource(resource_id=resource_id, resource=resource):
+                await vercel.import_resource(installation, resource_id, resource)
+            case CreateExperimentationItems(resource_id=resource_id, items=items):
+                await self._create_items(installation, resource_id, items)
+            case UpdateExperimentationItem(resource_id=resource_id, item=item):
+                await vercel.update_experimentation_item(installation, resource_id, item)
+            case DeleteExperimentationItem(resource_id=resource_id, item_id=item_id):
+                await self._delete_item(installation, resource_id, item_id)
+            case PushExperimentationConfig(resource_id=resource_id, data=data):
+                await vercel.put_experimentation_config(installation, resource_id, data)
+
+    async def _create_items(
+        self, installation: Installation, resource_id: str, items: tuple[ExperimentationItem, ...]
+    ) -> None:
+        try:
+            await self.vercel.create_experimentation_items(installation, resource_id, items)
+        except VercelApiError as exc:
+            if exc.status != 409:
+                raise
+            # They exist: an earlier attempt got through (or the provider made them twice). Make them as given.
+            for item in items:
+                await self.vercel.update_experimentation_item(installation, resource_id, item)
+
+    async def _delete_item(self, installation: Installation, resource_id: str, item_id: str) -> None:
+        try:
+            await self.vercel.delete_experimentation_item(installation, resource_id, item_id)
+        except VercelApiError as exc:
+            if exc.status != 404:  # not found: an earlier attempt deleted it
+                raise
 
     async def _submit_invoice(self, installation: Installation, message: SubmitInvoice) -> None:
         try:

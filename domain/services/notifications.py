@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from msgspec.structs import replace
-
 from marketplace_provider.domain.installations import Installation
 from marketplace_provider.domain.notifications import Notification
 from marketplace_provider.domain.outbox import SetInstallationNotification
@@ -33,9 +31,8 @@ class Notifications:
 
 async def show(uow: UnitOfWork, installation: Installation, notification: Notification | None, at: datetime) -> Installation:
     """Within the caller's unit of work: keep the notification and owe it to Vercel, unless it is already shown."""
-    if installation.notification == notification:
-        return installation
-    installation = replace(installation, notification=notification, updated_at=at)
-    await uow.installations.save(installation)
-    await uow.outbox.add(installation.id, SetInstallationNotification(notification=notification), at)
-    return installation
+    shown = installation.show(notification, at)
+    if shown is not installation:
+        await uow.installations.save(shown)
+        await uow.outbox.add(installation.id, SetInstallationNotification(notification=notification), at)
+    return shown

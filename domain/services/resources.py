@@ -2,20 +2,29 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
+from datetime import timedelta
 
 from msgspec.structs import replace
 
-from marketplace_provider.domain.errors import Invalid, NotFound
-from marketplace_provider.domain.outbox import PushResourceSecrets, SetResourceStatus
+from marketplace_provider.domain.errors import Conflict, Invalid, NotFound
 from marketplace_provider.domain.plans import BillingPlan, choose_resource_plan, resolve_metadata
 from marketplace_provider.domain.repl import ReplOutcome
-from marketplace_provider.domain.resources import NAME_MAX, ProvisionRequest, Resource, ResourceChanges, ResourceStatus, Secret
+from marketplace_provider.domain.resources import (
+    NAME_MAX, ProvisionRequest, Resource, ResourceChanges, ResourceStatus, merge_secrets,
+)
 from marketplace_provider.domain.roles import Action, Caller, authorize
-from marketplace_provider.domain.services.common import Ports, RequestKey, active_installation, live_resource, once
+from marketplace_provider.domain.services.common import (
+    Ports, RequestKey, active_installation, earlier_reply, live_resource, remember,
+)
 from marketplace_provider.ports.provisioner import ResourceDraft, ResourceProvisioner, Rotation
 
 KEEP_OLD_SECRETS_MAX_HOURS = 720
+# A provisioning that began longer ago than this is taken to have died with its process: a retry runs it again
+# (the provisioner is idempotent on the resource id). Until then a retry is told the first is still running.
+PROVISIONING_TAKEOVER = timedelta(minutes=10)
+RETRY_POLL_SECONDS = 0.05
 REPL_INPUT_MAX = 10_000
 
 
@@ -29,16 +38,12 @@ def check_name(name: str) -> str:
     return name
 
 
-def merge_secrets(old: tuple[Secret, ...], new: tuple[Secret, ...]) -> tuple[Secret, ...]:
-    """A partial rotation replaces the named secrets and keeps the others."""
-    replaced = {s.name for s in new}
-    return tuple(s for s in old if s.name not in replaced) + new
-
-
 class Resources:
-    def __init__(self, ports: Ports, provisioner: ResourceProvisioner) -> None:
+    def __init__(self, ports: Ports, provisioner: ResourceProvisioner, *, retry_wait_seconds: float = 5.0) -> None:
         self.ports = ports
         self.provisioner = provisioner
+        # how long a retry of a keyed provisioning waits for the running first call before it is told "later"
+        self.retry_polls = max(0, round(retry_wait_seconds / RETRY_POLL_SECONDS))
 
     def plan_of(self, resource: Resource) -> BillingPlan | None:
         return self.ports.catalog.plan(resource.billing_plan_id)
@@ -46,54 +51,95 @@ class Resources:
     async def provision(
         self, caller: Caller, installation_id: str, request: ProvisionRequest, key: RequestKey | None
     ) -> Resource:
-        """Create a resource and return it with its secrets (the only answer that carries them)."""
+        """Create a resource and return it with its secrets (the only answer that carries them).
+
+        Three short steps, never holding a transaction or a lock while the integrator's provisioner runs:
+        record the intent (keyed requests only) and commit; provision; record the resource and the reply.
+        """
         authorize(caller, Action.PROVISION_RESOURCE, installation_id)
         catalog = self.ports.catalog
+        product = catalog.product(request.product_id)
+        if product is None:
+            raise NotFound(f"product {request.product_id!r} not found")
+        plan = choose_resource_plan(catalog, product, request.billing_plan_id)
+        metadata = resolve_metadata(product, request.metadata)
+        name = check_name(request.name)
+        resource_id = (
+            self.ports.ids.stable_id("res", installation_id, key.value) if key is not None else self.ports.ids.new_id("res")
+        )
+        replayed = await self._begin_provisioning(installation_id, resource_id, key)
+        if replayed is not None:
+            return replayed
+        draft = ResourceDraft(
+            resource_id=resource_id, installation_id=installation_id, product=product, plan=plan, name=name,
+            metadata=metadata,
+        )
+        try:
+            provisioned = await self.provisioner.provision(draft)
+        except Exception:
+            await self._end_intent(resource_id, key)
+            raise
+        now = self.ports.clock.now()
+        resource = Resource(
+            id=resource_id,
+            installation_id=installation_id,
+            product_id=product.id,
+            name=name,
+            metadata=metadata,
+            billing_plan_id=plan.id,
+            status=provisioned.status,
+            secrets=provisioned.secrets,
+            created_at=now,
+            updated_at=now,
+            external_id=request.external_id,
+            protocol_settings=request.protocol_settings,
+        )
         async with self.ports.storage.unit_of_work() as uow:
-
-            async def work() -> Resource:
-                await active_installation(uow, installation_id)
-                product = catalog.product(request.product_id)
-                if product is None:
-                    raise NotFound(f"product {request.product_id!r} not found")
-                plan = choose_resource_plan(catalog, product, request.billing_plan_id)
-                metadata = resolve_metadata(product, request.metadata)
-                name = check_name(request.name)
-                resource_id = (
-                    self.ports.ids.stable_id("res", installation_id, key.value)
-                    if key is not None
-                    else self.ports.ids.new_id("res")
-                )
-                draft = ResourceDraft(
-                    resource_id=resource_id,
-                    installation_id=installation_id,
-                    product=product,
-                    plan=plan,
-                    name=name,
-                    metadata=metadata,
-                )
-                provisioned = await self.provisioner.provision(draft)
-                now = self.ports.clock.now()
-                resource = Resource(
-                    id=resource_id,
-                    installation_id=installation_id,
-                    product_id=product.id,
-                    name=name,
-                    metadata=metadata,
-                    billing_plan_id=plan.id,
-                    status=provisioned.status,
-                    secrets=provisioned.secrets,
-                    created_at=now,
-                    updated_at=now,
-                    external_id=request.external_id,
-                    protocol_settings=request.protocol_settings,
-                )
+            installation = await uow.installations.get(installation_id)
+            if installation is not None and installation.is_active:
                 await uow.resources.add(resource)
-                return resource
-
-            resource = await once(uow, installation_id, key, Resource, work)
+                await remember(uow, installation_id, key, resource)
+            if key is not None:
+                await uow.intents.end(resource_id)
             await uow.commit()
+        if installation is None or not installation.is_active:  # uninstalled meanwhile: release what was made
+            await self.provisioner.deprovision(resource)
+            raise NotFound(f"installation {installation_id} not found")
         return resource
+
+    async def _begin_provisioning(self, installation_id: str, resource_id: str, key: RequestKey | None) -> Resource | None:
+        """Record the intent and commit (keyed requests), or return the reply of the request this one retries.
+
+        A retry that arrives while the first call still runs waits a little for its reply (most provisioners
+        finish in seconds); past that it is told to retry later, and never provisions a second resource."""
+        for attempt in range(self.retry_polls + 1):
+            async with self.ports.storage.unit_of_work() as uow:
+                await active_installation(uow, installation_id)
+                if key is None:
+                    return None
+                now = self.ports.clock.now()
+                began = await uow.intents.begin(installation_id, resource_id, now, stale_before=now - PROVISIONING_TAKEOVER)
+                # read after `begin`, which waits for a first call finishing right now: its reply is then seen
+                reply = await earlier_reply(uow, installation_id, key, Resource)
+                if reply is not None:
+                    return reply.result  # type: ignore[no-any-return]
+                if began:
+                    await uow.commit()
+                    return None
+            if attempt < self.retry_polls:
+                await asyncio.sleep(RETRY_POLL_SECONDS)
+        raise Conflict(
+            f"resource {resource_id} of this request is still being provisioned: retry later",
+            user_message="This resource is still being created. Try again in a minute.",
+        )
+
+    async def _end_intent(self, resource_id: str, key: RequestKey | None) -> None:
+        """The provisioner failed: a retry may provision again at once."""
+        if key is None:
+            return
+        async with self.ports.storage.unit_of_work() as uow:
+            await uow.intents.end(resource_id)
+            await uow.commit()
 
     async def get(self, caller: Caller, installation_id: str, resource_id: str) -> Resource:
         authorize(caller, Action.READ_RESOURCE, installation_id)
@@ -115,58 +161,72 @@ class Resources:
         changes: ResourceChanges,
         key: RequestKey | None,
     ) -> Resource:
+        """Rename, change metadata, plan or status; the provisioner reconfigures with no transaction open."""
         authorize(caller, Action.UPDATE_RESOURCE, installation_id)
-        catalog = self.ports.catalog
+        if changes.status is ResourceStatus.UNINSTALLED:
+            raise Invalid.field("status", "delete the resource to uninstall it")
         async with self.ports.storage.unit_of_work() as uow:
-
-            async def work() -> Resource:
-                await active_installation(uow, installation_id)
-                before = await live_resource(uow, installation_id, resource_id)
-                product = catalog.product(before.product_id)
-                if product is None:
-                    raise NotFound(f"product {before.product_id!r} is no longer sold")
-                after = before
-                if changes.name is not None:
-                    after = replace(after, name=check_name(changes.name))
-                if changes.metadata is not None:
-                    after = replace(after, metadata=resolve_metadata(product, changes.metadata))
-                if changes.billing_plan_id is not None:
-                    after = replace(after, billing_plan_id=choose_resource_plan(catalog, product, changes.billing_plan_id).id)
-                if changes.status is not None:
-                    if changes.status is ResourceStatus.UNINSTALLED:
-                        raise Invalid.field("status", "delete the resource to uninstall it")
-                    after = replace(after, status=changes.status)
-                if changes.protocol_settings is not None:
-                    after = replace(after, protocol_settings=changes.protocol_settings)
-                if after == before:
-                    return before
-                await self.provisioner.reconfigure(before, after)
-                after = replace(after, updated_at=self.ports.clock.now())
-                await uow.resources.save(after)
-                return after
-
-            resource = await once(uow, installation_id, key, Resource, work)
+            await active_installation(uow, installation_id)
+            reply = await earlier_reply(uow, installation_id, key, Resource)
+            if reply is not None:
+                return reply.result  # type: ignore[no-any-return]
+            before = await live_resource(uow, installation_id, resource_id)
+        after = self._changed(before, changes)
+        if after != before:
+            await self.provisioner.reconfigure(before, after)
+        async with self.ports.storage.unit_of_work() as uow:
+            reply = await earlier_reply(uow, installation_id, key, Resource)
+            if reply is not None:  # a retry of this request finished first
+                return reply.result  # type: ignore[no-any-return]
+            await active_installation(uow, installation_id)
+            # the changes asked for, over whatever else changed meanwhile (a suspension, say)
+            current = await live_resource(uow, installation_id, resource_id)
+            resource = self._changed(current, changes)
+            if resource != current:
+                resource = replace(resource, updated_at=self.ports.clock.now())
+                await uow.resources.save(resource)
+            await remember(uow, installation_id, key, resource)
             await uow.commit()
         return resource
 
+    def _changed(self, resource: Resource, changes: ResourceChanges) -> Resource:
+        product = self.ports.catalog.product(resource.product_id)
+        if product is None:
+            raise NotFound(f"product {resource.product_id!r} is no longer sold")
+        if changes.name is not None:
+            resource = replace(resource, name=check_name(changes.name))
+        if changes.metadata is not None:
+            resource = replace(resource, metadata=resolve_metadata(product, changes.metadata))
+        if changes.billing_plan_id is not None:
+            plan = choose_resource_plan(self.ports.catalog, product, changes.billing_plan_id)
+            resource = replace(resource, billing_plan_id=plan.id)
+        if changes.status is not None:
+            resource = replace(resource, status=changes.status)
+        if changes.protocol_settings is not None:
+            resource = replace(resource, protocol_settings=changes.protocol_settings)
+        return resource
+
     async def delete(self, caller: Caller, installation_id: str, resource_id: str, key: RequestKey | None) -> None:
-        """De-provision. Deleting an already deleted resource succeeds; an unknown one is 404."""
+        """De-provision (with no transaction open). Deleting an already deleted resource succeeds; an unknown
+        one is 404."""
         authorize(caller, Action.DELETE_RESOURCE, installation_id)
         async with self.ports.storage.unit_of_work() as uow:
-
-            async def work() -> None:
-                if await uow.installations.get(installation_id) is None:
-                    raise NotFound(f"installation {installation_id} not found")
-                resource = await uow.resources.get(installation_id, resource_id)
-                if resource is None:
-                    raise NotFound(f"resource {resource_id} not found")
-                if resource.is_live:
-                    await self.provisioner.deprovision(resource)
-                    await uow.resources.save(
-                        replace(resource, status=ResourceStatus.UNINSTALLED, updated_at=self.ports.clock.now())
-                    )
-
-            await once(uow, installation_id, key, type(None), work)
+            if await uow.installations.get(installation_id) is None:
+                raise NotFound(f"installation {installation_id} not found")
+            if await earlier_reply(uow, installation_id, key, type(None)) is not None:
+                return
+            resource = await uow.resources.get(installation_id, resource_id)
+            if resource is None:
+                raise NotFound(f"resource {resource_id} not found")
+        if resource.is_live:
+            await self.provisioner.deprovision(resource)
+        async with self.ports.storage.unit_of_work() as uow:
+            if await earlier_reply(uow, installation_id, key, type(None)) is not None:
+                return
+            current = await uow.resources.get(installation_id, resource_id)
+            if current is not None and current.is_live:
+                await uow.resources.save(current.uninstall(self.ports.clock.now()))
+            await remember(uow, installation_id, key, None)
             await uow.commit()
 
     async def rotate_secrets(
@@ -184,55 +244,24 @@ class Resources:
         if reason is not None and len(reason) > 1000:
             raise Invalid.field("reason", "must be at most 1000 characters")
         async with self.ports.storage.unit_of_work() as uow:
-
-            async def work() -> Rotation:
-                await active_installation(uow, installation_id)
-                resource = await live_resource(uow, installation_id, resource_id)
-                rotation = await self.provisioner.rotate_secrets(resource, reason, keep_old_hours)
-                if rotation.sync:
-                    secrets = merge_secrets(resource.secrets, rotation.secrets) if rotation.partial else rotation.secrets
-                    await uow.resources.save(replace(resource, secrets=secrets, updated_at=self.ports.clock.now()))
-                return rotation
-
-            rotation = await once(uow, installation_id, key, Rotation, work)
+            await active_installation(uow, installation_id)
+            reply = await earlier_reply(uow, installation_id, key, Rotation)
+            if reply is not None:
+                return reply.result  # type: ignore[no-any-return]
+            resource = await live_resource(uow, installation_id, resource_id)
+        rotation = await self.provisioner.rotate_secrets(resource, reason, keep_old_hours)
+        async with self.ports.storage.unit_of_work() as uow:
+            reply = await earlier_reply(uow, installation_id, key, Rotation)
+            if reply is not None:
+                return reply.result  # type: ignore[no-any-return]
+            await active_installation(uow, installation_id)
+            current = await live_resource(uow, installation_id, resource_id)
+            if rotation.sync:
+                secrets = merge_secrets(current.secrets, rotation.secrets) if rotation.partial else rotation.secrets
+                await uow.resources.save(replace(current, secrets=secrets, updated_at=self.ports.clock.now()))
+            await remember(uow, installation_id, key, rotation)
             await uow.commit()
         return rotation
-
-    # ------------------------------------------------ changes that start on our side (the integrator's code)
-
-    async def report_status(self, installation_id: str, resource_id: str, status: ResourceStatus) -> Resource:
-        """The real thing changed state (onboarding finished, suspended for non-payment...): keep it and tell
-        Vercel through the outbox."""
-        if status is ResourceStatus.UNINSTALLED:
-            raise Invalid.field("status", "delete the resource to uninstall it")
-        async with self.ports.storage.unit_of_work() as uow:
-            await active_installation(uow, installation_id)
-            resource = await live_resource(uow, installation_id, resource_id)
-            if resource.status is not status:
-                now = self.ports.clock.now()
-                resource = replace(resource, status=status, updated_at=now)
-                await uow.resources.save(resource)
-                await uow.outbox.add(installation_id, SetResourceStatus(resource_id=resource_id, status=status), now)
-                await uow.commit()
-        return resource
-
-    async def finish_rotation(
-        self, installation_id: str, resource_id: str, secrets: tuple[Secret, ...], *, partial: bool = False
-    ) -> Resource:
-        """A rotation answered with `sync: false` is done: keep the new secrets and push them to Vercel."""
-        if not secrets:
-            raise Invalid.field("secrets", "a rotation needs at least one secret")
-        async with self.ports.storage.unit_of_work() as uow:
-            await active_installation(uow, installation_id)
-            resource = await live_resource(uow, installation_id, resource_id)
-            now = self.ports.clock.now()
-            kept = merge_secrets(resource.secrets, secrets) if partial else secrets
-            resource = replace(resource, secrets=kept, updated_at=now)
-            await uow.resources.save(resource)
-            message = PushResourceSecrets(resource_id=resource_id, secrets=secrets, partial=partial)
-            await uow.outbox.add(installation_id, message, now)
-            await uow.commit()
-        return resource
 
     async def repl(
         self, caller: Caller, installation_id: str, resource_id: str, command: str, read_only: bool

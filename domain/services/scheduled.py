@@ -15,11 +15,12 @@ from datetime import datetime
 import msgspec
 
 from marketplace_provider.domain.billing import BillingData, InvoiceRequest, Period
+from marketplace_provider.domain.errors import NotFound
 from marketplace_provider.domain.installations import Installation, Lifecycle
 from marketplace_provider.domain.outbox import FinalizeInstallation, OutboxMessage, ReportBalances, SubmitBillingData, SubmitInvoice
 from marketplace_provider.domain.periods import billing_month, end_of_day, hour_key, last_instant, month_key, previous_month
 from marketplace_provider.domain.resources import Resource
-from marketplace_provider.domain.services.common import Ports
+from marketplace_provider.domain.services.common import Ports, active_installation
 from marketplace_provider.ports.usage import UsageSource
 
 log = logging.getLogger("marketplace.jobs")
@@ -58,25 +59,38 @@ class ScheduledJobs:
         return report
 
     async def submit_usage_now(self, installation_ids: list[str] | None = None) -> int:
-        """On demand (the `bill` command): this month's billing data as of now, whatever already ran.
+        """On demand (the `bill` command): this month's billing data as of now for every active installation or
+        the ones named (NotFound, before anything is queued, when one of those is unknown or uninstalled).
+        Returns for how many installations billing data was queued."""
+        if installation_ids is None:
+            ids = [i async for i in self._installations(Lifecycle.ACTIVE)]
+        else:
+            async with self.ports.storage.unit_of_work() as uow:
+                for installation_id in installation_ids:
+                    await active_installation(uow, installation_id)
+            ids = list(dict.fromkeys(installation_ids))
+        queued = 0
+        for installation_id in ids:
+            try:
+                queued += await self.bill_now(installation_id) is not None
+            except NotFound:  # uninstalled meanwhile
+                continue
+        return queued
+
+    async def bill_now(self, installation_id: str) -> BillingData | None:
+        """This month's billing data as of now, whatever already ran; None when there is nothing to bill.
         Display-only data whose latest timestamp wins, so an extra submission is harmless."""
         now = self.ports.clock.now()
-        queued = 0
-        ids = installation_ids if installation_ids is not None else [i async for i in self._installations(Lifecycle.ACTIVE)]
-        for installation_id in ids:
-            async with self.ports.storage.unit_of_work() as uow:
-                installation = await uow.installations.get(installation_id)
-                if installation is None or not installation.is_active:
-                    continue
-                resources = await uow.resources.list_all(installation_id)
-            message = await self._billing_data(installation, resources, now)
-            if message is None:
-                continue
-            async with self.ports.storage.unit_of_work() as uow:
-                await uow.outbox.add(installation_id, message, now)
-                await uow.commit()
-            queued += 1
-        return queued
+        async with self.ports.storage.unit_of_work() as uow:
+            installation = await active_installation(uow, installation_id)
+            resources = await uow.resources.list_all(installation_id)
+        message = await self._billing_data(installation, resources, now)  # no transaction open meanwhile
+        if message is None:
+            return None
+        async with self.ports.storage.unit_of_work() as uow:
+            await uow.outbox.add(installation_id, message, now)
+            await uow.commit()
+        return message.data
 
     async def _installations(self, lifecycle: Lifecycle) -> AsyncIterator[str]:
         after: str | None = None

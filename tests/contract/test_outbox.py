@@ -18,13 +18,19 @@ import pytest
 from marketplace_provider.adapters.cipher import CipherError, SecretCipher
 from marketplace_provider.adapters.storage.migrations import migrate_postgres, migrate_sqlite, migrations, pending_postgres, pending_sqlite
 from marketplace_provider.adapters.storage.postgres import PostgresStorage
+from marketplace_provider.config.catalog import load_catalog
+from marketplace_provider.config.settings import DEFAULT_PRODUCTS_FILE
 from marketplace_provider.domain.billing import (
     BillingData,
     BillingItem,
     Discount,
+    ExperimentationItem,
+    ImportedResource,
     InvoiceRequest,
+    ItemCategory,
     InvoiceTest,
     InvoiceTestResult,
+    Ownership,
     Period,
     PrepaymentBalance,
     Usage,
@@ -34,17 +40,24 @@ from marketplace_provider.domain.billing import (
 from marketplace_provider.domain.notifications import Level, Notification
 from marketplace_provider.domain.outbox import (
     AnnounceChange,
+    CreateExperimentationItems,
+    DeleteExperimentationItem,
     FinalizeInstallation,
+    FinishProvisioning,
+    ImportResource,
     OutboxCounts,
     OutboxEntry,
     OutboxMessage,
     OutboxState,
+    PushExperimentationConfig,
     PushResourceSecrets,
     ReportBalances,
     SetInstallationNotification,
+    SetResourceNotification,
     SetResourceStatus,
     SubmitBillingData,
     SubmitInvoice,
+    UpdateExperimentationItem,
 )
 from marketplace_provider.domain.resources import EnvironmentOverrides, ResourceStatus, Secret
 from marketplace_provider.ports.storage import Storage
@@ -149,6 +162,39 @@ def every_kind() -> list[OutboxMessage]:
             ),
         ),
         FinalizeInstallation(),
+        # the provider-side actions' (README, "Actions from your side")
+        SetResourceNotification(resource_id="res_1", notification=Notification(level=Level.INFO, title="Ready")),
+        SetResourceNotification(resource_id="res_1", notification=None),
+        FinishProvisioning(
+            resource_id="res_1", status=ResourceStatus.READY, secrets=(Secret(name="KV_URL", value=uid("redis")),)
+        ),
+        ImportResource(
+            resource_id="res_2",
+            resource=ImportedResource(
+                product_id="acme-kv",
+                name="made-here",
+                status=ResourceStatus.ONBOARDING,
+                ownership=Ownership.LINKED,
+                metadata={"region": "iad1", "max_memory_mb": 256},
+                billing_plan=load_catalog(DEFAULT_PRODUCTS_FILE).plan("pro"),
+                notification=Notification(level=Level.ERROR, title="Finish onboarding", href="sso:https://p.test/o"),
+                extras={"console": "https://p.test/kv"},
+                secrets=(Secret(name="KV_URL", value=uid("redis")),),
+            ),
+        ),
+        CreateExperimentationItems(
+            resource_id="res_1",
+            items=(
+                ExperimentationItem(id="f1", slug="new-checkout", origin="https://p.test/f1", category=ItemCategory.FLAG,
+                                    name="New checkout", is_archived=False, created_at=1_760_000_000_000),
+                ExperimentationItem(id="e1", slug="pricing", origin="https://p.test/e1"),
+            ),
+        ),
+        UpdateExperimentationItem(
+            resource_id="res_1", item=ExperimentationItem(id="f1", slug="new-checkout", origin="https://p.test/f1")
+        ),
+        DeleteExperimentationItem(resource_id="res_1", item_id="f1"),
+        PushExperimentationConfig(resource_id="res_1", data={"new-checkout": {"enabled": True, "rollout": 0.25}}),
     ]
 
 

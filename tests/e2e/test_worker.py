@@ -287,8 +287,10 @@ async def test_outbox_lists_dead_messages_and_retry_revives_them(fake: FakeVerce
     refused = await cli(env, "outbox", "retry")
     assert refused.returncode != 0
     assert refused.stderr.count("\n") == 1 and "--all" in refused.stderr and refused.stdout == ""
-    unknown = await cli(env, "outbox", "retry", "no-such-message")
-    assert unknown.returncode == 0 and unknown.stdout == "0 dead message(s) queued again\n"
+    unknown = await cli(env, "outbox", "retry", entry["id"], "no-such-message")  # one unknown: none revived
+    assert unknown.returncode == 1 and unknown.stdout == ""
+    assert unknown.stderr.count("\n") == 1 and "no-such-message is not a dead letter" in unknown.stderr
+    assert json.loads((await cli(env, "outbox", "--json")).stdout) == {"pending": 0, "retrying": 0, "dead": 1}
     revived = await cli(env, "outbox", "retry", "--all")
     assert revived.returncode == 0 and revived.stdout == "1 dead message(s) queued again\n"
     assert json.loads((await cli(env, "outbox", "--json")).stdout) == {"pending": 1, "retrying": 0, "dead": 0}

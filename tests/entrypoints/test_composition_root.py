@@ -16,6 +16,7 @@ import marketplace_provider
 from marketplace_provider.config.settings import Settings, load_settings
 from marketplace_provider.domain.resources import ResourceStatus
 from marketplace_provider.entrypoints.containers import Container, resolved
+from marketplace_provider.entrypoints.provider import marketplace_of
 from tests.entrypoints.parts import METRIC, MineProvisioner, MineUsage
 from tests.http.conftest import Installation, new_installation_id
 from tests.http.test_sso import cookies, session_of, sso
@@ -130,7 +131,10 @@ async def test_each_part_exists_once_per_process(tmp_path: Path, token_kit: Toke
         dashboard = await resolved(container.dashboard())
         jobs = await resolved(container.jobs())
         webhooks = await resolved(container.webhooks())
-        assert services.resources is await resolved(container.resources()) is dashboard.resources
+        assert services.resources is await resolved(container.resources())
+        assert dashboard.actions is await resolved(container.resource_actions())
+        marketplace = await marketplace_of(container)
+        assert marketplace.installations.jobs is jobs and marketplace.installations.notifications is services.notifications
         assert services.webhooks is webhooks
         assert dashboard.usage_source is jobs.usage is await resolved(container.usage())
         assert services.resources.provisioner is webhooks.provisioner is await resolved(container.provisioner())

@@ -77,9 +77,9 @@ class FakeVercel:
     members: dict[str, dict] = field(default_factory=dict)  # member id -> Get Member body
     sso_tokens: dict[str, dict] = field(default_factory=dict)  # code -> SSO token exchange body
     resources: dict[str, dict] = field(default_factory=dict)  # partner resource id -> Get Resource body
+    experimentation_items: dict[str, dict[str, dict]] = field(default_factory=dict)  # resource id -> item id -> item
     experimentation_configs: dict[str, dict] = field(default_factory=dict)  # resource id -> config body
     config_segment: str = "edge-config"
-    rotated_token: str = "rotated-access-token"
     _faults: deque[_Fault] = field(default_factory=deque)
     _flaky_rate: float = 0.0
     broken: dict[str, int] = field(default_factory=dict)  # installation id -> status every call for it gets
@@ -124,9 +124,10 @@ class FakeVercel:
         self._rng = random.Random(seed)
 
     def reset(self) -> None:
-        """Forget calls and pending faults (canned answers stay)."""
+        """Forget calls, pending faults and experimentation items (canned answers stay)."""
         self.calls.clear()
         self.accepted.clear()
+        self.experimentation_items.clear()
         self._faults.clear()
         self.fail_status = None
         self._flaky_rate = 0.0
@@ -189,25 +190,18 @@ class FakeVercel:
             ("PATCH", INSTALLATION, self._no_content(204)),
             ("GET", INSTALLATION + "/account", self._account),
             ("GET", INSTALLATION + r"/member/(?P<mid>[^/]+)", self._member),
-            ("POST", INSTALLATION + "/credentials/rotate", self._rotate),
             ("POST", INSTALLATION + "/events", self._event),
             ("POST", INSTALLATION + "/billing/finalize", self._no_content(204)),
-            ("GET", INSTALLATION + "/resources", self._list_resources),
-            ("GET", RESOURCE, self._get_resource),
             ("PUT", RESOURCE, self._import_resource),
             ("PATCH", RESOURCE, self._update_resource),
-            ("DELETE", RESOURCE, self._delete_resource),
             ("PUT", RESOURCE + "/secrets", self._no_content(201)),
             ("POST", INSTALLATION + "/billing", self._no_content(201)),
             ("POST", INSTALLATION + "/billing/invoices", self._submit_invoice),
             ("GET", INSTALLATION + r"/billing/invoices/(?P<iid>[^/]+)", self._get_invoice),
-            ("POST", INSTALLATION + r"/billing/invoices/(?P<iid>[^/]+)/actions", self._invoice_action),
             ("POST", INSTALLATION + "/billing/balance", self._no_content(201)),
-            ("POST", experimentation + "/items", self._no_content(204)),
-            ("PATCH", experimentation + r"/items/(?P<item>[^/]+)", self._no_content(204)),
-            ("DELETE", experimentation + r"/items/(?P<item>[^/]+)", self._no_content(204)),
-            ("GET", config, self._get_config),
-            ("HEAD", config, self._get_config),
+            ("POST", experimentation + "/items", self._create_items),
+            ("PATCH", experimentation + r"/items/(?P<item>[^/]+)", self._update_item),
+            ("DELETE", experimentation + r"/items/(?P<item>[^/]+)", self._delete_item),
             ("PUT", config, self._put_config),
             ("POST", SSO_TOKEN, self._sso_token),
         ]
@@ -237,14 +231,6 @@ class FakeVercel:
             return _error(404, "not_found", "no such member")
         return web.json_response(member)
 
-    async def _rotate(self, request: web.Request, call: Call, params: dict[str, str]) -> web.StreamResponse:
-        body = call.json or {}
-        if not body.get("client_secret"):
-            return _error(400, "bad_request", "client_secret is required")
-        return web.json_response(
-            {"scope": "integration", "expires_in": 0, "access_token": self.rotated_token, "token_type": "oauth2-token"}
-        )
-
     async def _event(self, request: web.Request, call: Call, params: dict[str, str]) -> web.StreamResponse:
         event = (call.json or {}).get("event") or {}
         if event.get("type") not in ("installation.updated", "resource.updated"):
@@ -252,16 +238,6 @@ class FakeVercel:
         if event["type"] == "resource.updated" and not event.get("resourceId"):
             return _error(400, "bad_request", "resourceId is required")
         return _empty(201)
-
-    async def _list_resources(self, request: web.Request, call: Call, params: dict[str, str]) -> web.StreamResponse:
-        listed = [{"partnerId": rid, **{k: v for k, v in r.items() if k != "id"}} for rid, r in self.resources.items()]
-        return web.json_response({"resources": listed})
-
-    async def _get_resource(self, request: web.Request, call: Call, params: dict[str, str]) -> web.StreamResponse:
-        resource = self.resources.get(params["rid"])
-        if resource is None:
-            return _error(404, "not_found", "no such resource")
-        return web.json_response(resource)
 
     async def _import_resource(self, request: web.Request, call: Call, params: dict[str, str]) -> web.StreamResponse:
         body = call.json or {}
@@ -297,11 +273,6 @@ class FakeVercel:
                 resource["notification"] = body["notification"]
         return web.json_response({"name": resource["name"]})
 
-    async def _delete_resource(self, request: web.Request, call: Call, params: dict[str, str]) -> web.StreamResponse:
-        if self.resources.pop(params["rid"], None) is None:
-            return _error(404, "not_found", "no such resource")
-        return _empty(204)
-
     async def _submit_invoice(self, request: web.Request, call: Call, params: dict[str, str]) -> web.StreamResponse:
         body = call.json or {}
         if not body.get("items") or "invoiceDate" not in body or "period" not in body:
@@ -331,25 +302,27 @@ class FakeVercel:
             return _error(404, "not_found", "no invoice")
         return web.json_response(invoice)
 
-    async def _invoice_action(self, request: web.Request, call: Call, params: dict[str, str]) -> web.StreamResponse:
-        invoice = self.invoices.get(params["iid"])
-        if invoice is None:
-            return _error(404, "not_found", "no invoice")
-        body = call.json or {}
-        if body.get("action") != "refund" or not body.get("reason") or not body.get("total"):
-            return _error(400, "bad_request", "action, reason and total are required")
-        if invoice["state"] == "refund_requested":
-            return _error(409, "conflict", "a refund is already requested")
-        invoice.update(state="refund_requested", refundReason=body["reason"], refundTotal=body["total"])
+    async def _create_items(self, request: web.Request, call: Call, params: dict[str, str]) -> web.StreamResponse:
+        items = (call.json or {}).get("items")
+        if not isinstance(items, list) or not all(isinstance(i, dict) and i.get("id") for i in items):
+            return _error(400, "bad_request", "items with ids are required")
+        known = self.experimentation_items.setdefault(params["rid"], {})
+        if any(i["id"] in known for i in items):
+            return _error(409, "conflict", "an item with this id exists")
+        known.update({i["id"]: i for i in items})
         return _empty(204)
 
-    async def _get_config(self, request: web.Request, call: Call, params: dict[str, str]) -> web.StreamResponse:
-        config = self.experimentation_configs.get(params["rid"])
-        if config is None:
-            return _error(404, "not_found", "syncing is not enabled")
-        if request.headers.get("If-None-Match") == config["digest"]:
-            return _empty(304)
-        return web.json_response(config)
+    async def _update_item(self, request: web.Request, call: Call, params: dict[str, str]) -> web.StreamResponse:
+        known = self.experimentation_items.get(params["rid"], {})
+        if params["item"] not in known:
+            return _error(404, "not_found", "no such item")
+        known[params["item"]] = {"id": params["item"], **(call.json or {})}
+        return _empty(204)
+
+    async def _delete_item(self, request: web.Request, call: Call, params: dict[str, str]) -> web.StreamResponse:
+        if self.experimentation_items.get(params["rid"], {}).pop(params["item"], None) is None:
+            return _error(404, "not_found", "no such item")
+        return _empty(204)
 
     async def _put_config(self, request: web.Request, call: Call, params: dict[str, str]) -> web.StreamResponse:
         data = (call.json or {}).get("data")

@@ -6,6 +6,7 @@ import asyncio
 import os
 from datetime import UTC, datetime
 
+import pytest
 from msgspec.structs import replace
 
 from marketplace_provider.adapters.cipher import SecretCipher
@@ -13,6 +14,7 @@ from marketplace_provider.adapters.example_usage import ExampleUsageSource
 from marketplace_provider.adapters.storage.postgres import PostgresStorage
 from marketplace_provider.config.catalog import load_catalog
 from marketplace_provider.config.settings import DEFAULT_PRODUCTS_FILE
+from marketplace_provider.domain.errors import NotFound
 from marketplace_provider.domain.installations import Lifecycle
 from marketplace_provider.domain.outbox import FinalizeInstallation, ReportBalances, SubmitBillingData, SubmitInvoice
 from marketplace_provider.domain.resources import Resource, ResourceStatus, Secret
@@ -184,9 +186,12 @@ async def test_on_demand_billing_data_is_queued_whatever_already_ran(storage: St
     await seed(storage, "icfg_now", a_resource("icfg_now", "res_a"))
     await seed(storage, "icfg_empty")
     await jobs.run_due()
-    assert await jobs.submit_usage_now(["icfg_now", "icfg_empty", "icfg_unknown"]) == 1
+    assert await jobs.submit_usage_now(["icfg_now", "icfg_empty"]) == 1
     assert kinds(await messages(storage, "icfg_now")).count("SubmitBillingData") == 2
     assert await messages(storage, "icfg_empty") == []
+    with pytest.raises(NotFound, match="icfg_unknown"):  # a named installation that does not exist: nothing queued
+        await jobs.submit_usage_now(["icfg_now", "icfg_unknown"])
+    assert kinds(await messages(storage, "icfg_now")).count("SubmitBillingData") == 2
 
 
 async def test_paging_reaches_every_installation(storage: Storage, jobs: ScheduledJobs) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from marketplace_provider.adapters.example_provisioner import ExampleProvisioner
 from marketplace_provider.domain.errors import Forbidden, Invalid
 from marketplace_provider.domain.notifications import Level, Notification
 from marketplace_provider.domain.outbox import PushResourceSecrets, SetInstallationNotification, SetResourceStatus
@@ -12,7 +11,7 @@ from marketplace_provider.domain.resources import ResourceStatus, Secret
 from marketplace_provider.domain.roles import AuthStyle, Caller, Role
 from marketplace_provider.domain.services.common import Ports
 from marketplace_provider.domain.services.notifications import Notifications
-from marketplace_provider.domain.services.resources import Resources
+from marketplace_provider.domain.services.resource_actions import ResourceActions
 from marketplace_provider.ports.storage import Storage
 from tests.support.fake_vercel import FakeVercel
 from tests.worker.conftest import an_installation
@@ -64,12 +63,12 @@ async def test_a_read_only_member_cannot_set_the_notification(storage: Storage, 
 
 async def test_a_status_change_is_kept_and_owed_once(storage: Storage, ports: Ports) -> None:
     await seed(storage, "icfg_status")
-    resources = Resources(ports, ExampleProvisioner())
-    changed = await resources.report_status("icfg_status", "res_icfg_status", ResourceStatus.SUSPENDED)
+    resources = ResourceActions(ports)
+    changed = await resources.set_status("icfg_status", "res_icfg_status", ResourceStatus.SUSPENDED)
     assert changed.status is ResourceStatus.SUSPENDED
-    await resources.report_status("icfg_status", "res_icfg_status", ResourceStatus.SUSPENDED)
+    await resources.set_status("icfg_status", "res_icfg_status", ResourceStatus.SUSPENDED)
     with pytest.raises(Invalid):
-        await resources.report_status("icfg_status", "res_icfg_status", ResourceStatus.UNINSTALLED)
+        await resources.set_status("icfg_status", "res_icfg_status", ResourceStatus.UNINSTALLED)
     assert await owed(storage, "icfg_status") == [
         SetResourceStatus(resource_id="res_icfg_status", status=ResourceStatus.SUSPENDED)
     ]
@@ -77,12 +76,12 @@ async def test_a_status_change_is_kept_and_owed_once(storage: Storage, ports: Po
 
 async def test_a_rotation_finished_later_keeps_and_pushes_the_new_secrets(storage: Storage, ports: Ports) -> None:
     await seed(storage, "icfg_rot")
-    resources = Resources(ports, ExampleProvisioner())
+    resources = ResourceActions(ports)
     new = (Secret(name="KV_TOKEN", value="fresh-token"),)
-    kept = await resources.finish_rotation("icfg_rot", "res_icfg_rot", new, partial=True)
+    kept = await resources.push_secrets("icfg_rot", "res_icfg_rot", new, partial=True)
     assert {s.name: s.value for s in kept.secrets} == {"KV_URL": "redis://x", "KV_TOKEN": "fresh-token"}
     (message,) = await owed(storage, "icfg_rot")
     assert message == PushResourceSecrets(resource_id="res_icfg_rot", secrets=new, partial=True)
     assert "fresh-token" not in repr(message)
     with pytest.raises(Invalid):
-        await resources.finish_rotation("icfg_rot", "res_icfg_rot", ())
+        await resources.push_secrets("icfg_rot", "res_icfg_rot", ())
