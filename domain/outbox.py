@@ -18,7 +18,7 @@ from marketplace_provider.domain.billing import (
 )
 from marketplace_provider.domain.errors import Invalid
 from marketplace_provider.domain.notifications import Notification
-from marketplace_provider.domain.resources import ResourceStatus, Secret
+from marketplace_provider.domain.resources import Resource, ResourceStatus, Secret
 
 
 class Message(msgspec.Struct, frozen=True, kw_only=True, tag_field="kind"):
@@ -165,6 +165,20 @@ class PushExperimentationConfig(Message, tag="experimentation.config"):
     data: dict[str, object]
 
 
+class ReconfigureResource(Sealed, tag="provisioner.reconfigure"):
+    """Owed to the integrator's provisioner, not to Vercel: a change made on our side inside a transaction (a
+    suspension for an unpaid invoice, its end), told to the provisioner after the commit, by the worker."""
+
+    before: Resource
+    after: Resource
+
+
+class ReleaseResource(Sealed, tag="provisioner.deprovision"):
+    """Owed to the provisioner: release a resource that went with its installation."""
+
+    resource: Resource
+
+
 OutboxMessage = (
     SetInstallationNotification
     | SetResourceStatus
@@ -181,7 +195,11 @@ OutboxMessage = (
     | UpdateExperimentationItem
     | DeleteExperimentationItem
     | PushExperimentationConfig
+    | ReconfigureResource
+    | ReleaseResource
 )
+# What the worker hands to the provisioner instead of Vercel: no access token needed.
+FOR_THE_PROVISIONER = (ReconfigureResource, ReleaseResource)
 
 
 class OutboxState(enum.Enum):

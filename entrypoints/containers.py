@@ -183,7 +183,7 @@ async def given_part(port: plugins.Port, part: object) -> AsyncIterator[object]:
 class Container(containers.DeclarativeContainer):
     """The one composition root: every entrypoint (serve, worker, each command, the tests' servers, the
     benchmarks) builds its parts here, one container per process, so each part exists once and overriding
-    one (`container.provisioner.override(...)`, or `use(...)` below) reaches the Partner API, the dashboard
+    one (`container.provisioner.override(...)`, or `container_for(..., provisioner=...)` below) reaches the Partner API, the dashboard
     and the worker alike."""
 
     settings = providers.Dependency(instance_of=Settings)
@@ -199,7 +199,7 @@ class Container(containers.DeclarativeContainer):
     vercel = providers.Resource(open_vercel, settings)
     token_verifier = providers.Resource(open_verifier, settings)
 
-    installations = providers.Singleton(Installations, ports, provisioner)
+    installations = providers.Singleton(Installations, ports)
     resources = providers.Singleton(Resources, ports, provisioner)
     notifications = providers.Singleton(Notifications, ports)
     jobs = providers.Singleton(ScheduledJobs, ports, usage)
@@ -208,7 +208,7 @@ class Container(containers.DeclarativeContainer):
     resource_actions = providers.Singleton(ResourceActions, ports)
     experimentation = providers.Singleton(ExperimentationActions, ports)
     webhooks = providers.Singleton(
-        Webhooks, ports, vercel, provisioner, installations, billing_link=providers.Callable(billing_page_link, settings)
+        Webhooks, ports, vercel, installations, billing_link=providers.Callable(billing_page_link, settings)
     )
     services = providers.Singleton(
         Services,
@@ -230,7 +230,12 @@ class Container(containers.DeclarativeContainer):
     )
     retry_policy = providers.Singleton(RetryPolicy, max_attempts=settings.provided.outbox_max_attempts)
     delivery = providers.Singleton(
-        Delivery, ports, vercel, retry_policy, lease_seconds=settings.provided.outbox_lease_seconds
+        Delivery,
+        ports,
+        vercel,
+        retry_policy,
+        provisioner=provisioner,
+        lease_seconds=settings.provided.outbox_lease_seconds,
     )
 
 

@@ -158,20 +158,23 @@ class Dashboard:
             await self.actions.push_secrets(session.installation_id, resource_id, rotation.secrets, partial=rotation.partial)
 
     async def change_plan(self, session: Session, resource_id: str, plan_id: str) -> None:
-        """Move a resource to another plan of its product; Vercel is told to re-read the resource."""
+        """Move a resource to another plan of its product; Vercel is told to re-read the resource. The
+        provisioner reconfigures with no transaction open, as for the Partner API's update."""
         authorize(session.caller, Action.UPDATE_RESOURCE, session.installation_id)
         async with self.ports.storage.unit_of_work() as uow:
             await active_installation(uow, session.installation_id)
             before = await live_resource(uow, session.installation_id, resource_id)
-            product = self.ports.catalog.product(before.product_id)
-            if product is None:
-                raise NotFound(f"product {before.product_id!r} is no longer sold")
-            plan = choose_resource_plan(self.ports.catalog, product, plan_id)
-            if plan.id == before.billing_plan_id:
-                return
+        product = self.ports.catalog.product(before.product_id)
+        if product is None:
+            raise NotFound(f"product {before.product_id!r} is no longer sold")
+        plan = choose_resource_plan(self.ports.catalog, product, plan_id)
+        if plan.id == before.billing_plan_id:
+            return
+        await self.provisioner.reconfigure(before, replace(before, billing_plan_id=plan.id))
+        async with self.ports.storage.unit_of_work() as uow:
+            await active_installation(uow, session.installation_id)
+            current = await live_resource(uow, session.installation_id, resource_id)  # whatever else changed meanwhile
             now = self.ports.clock.now()
-            after = replace(before, billing_plan_id=plan.id, updated_at=now)
-            await self.provisioner.reconfigure(before, after)
-            await uow.resources.save(after)
-            await uow.outbox.add(after.installation_id, AnnounceChange(resource_id=after.id), now)
+            await uow.resources.save(replace(current, billing_plan_id=plan.id, updated_at=now))
+            await uow.outbox.add(current.installation_id, AnnounceChange(resource_id=current.id), now)
             await uow.commit()

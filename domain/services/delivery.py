@@ -24,6 +24,7 @@ from marketplace_provider.domain.outbox import (
     AnnounceChange,
     CreateExperimentationItems,
     DeleteExperimentationItem,
+    FOR_THE_PROVISIONER,
     FinalizeInstallation,
     FinishProvisioning,
     ImportResource,
@@ -31,6 +32,8 @@ from marketplace_provider.domain.outbox import (
     OutboxMessage,
     PushExperimentationConfig,
     PushResourceSecrets,
+    ReconfigureResource,
+    ReleaseResource,
     ReportBalances,
     RetryPolicy,
     SetInstallationNotification,
@@ -41,6 +44,7 @@ from marketplace_provider.domain.outbox import (
     UpdateExperimentationItem,
 )
 from marketplace_provider.domain.services.common import Ports
+from marketplace_provider.ports.provisioner import ResourceProvisioner
 from marketplace_provider.ports.storage import UnitOfWork
 from marketplace_provider.ports.vercel import VercelApiError, VercelGateway
 
@@ -58,6 +62,7 @@ class Delivery:
         vercel: VercelGateway,
         policy: RetryPolicy,
         *,
+        provisioner: ResourceProvisioner,
         lease_seconds: float = 300.0,
         installations_per_round: int = 32,
         per_installation: int = 20,
@@ -65,6 +70,7 @@ class Delivery:
     ) -> None:
         self.ports = ports
         self.vercel = vercel
+        self.provisioner = provisioner
         self.policy = policy
         self.lease = timedelta(seconds=lease_seconds)
         self.installations_per_round = installations_per_round
@@ -98,9 +104,12 @@ class Delivery:
         async with self.ports.storage.unit_of_work() as uow:
             installation = await uow.installations.get(entry.installation_id)
         try:
-            if installation is None or installation.credentials is None:
+            if isinstance(entry.message, FOR_THE_PROVISIONER):
+                await self._tell_provisioner(entry.message)
+            elif installation is None or installation.credentials is None:
                 raise Undeliverable("the installation has no access token any more")
-            await self._send(installation, entry.message)
+            else:
+                await self._send(installation, entry.message)
         except VercelApiError as exc:
             if exc.retryable or self._try_later(entry.message, exc):
                 await self._failed(entry, str(exc), give_up=False)
@@ -153,6 +162,14 @@ class Delivery:
             await uow.installations.save(
                 replace(installation, lifecycle=Lifecycle.FINALIZED, credentials=None, updated_at=self.ports.clock.now())
             )
+
+    async def _tell_provisioner(self, message: ReconfigureResource | ReleaseResource) -> None:
+        """Outside any transaction, like every call to the integrator's code; a failure is retried like Vercel's."""
+        match message:
+            case ReconfigureResource(before=before, after=after):
+                await self.provisioner.reconfigure(before, after)
+            case ReleaseResource(resource=resource):
+                await self.provisioner.deprovision(resource)
 
     async def _send(self, installation: Installation, message: OutboxMessage) -> None:
         vercel = self.vercel

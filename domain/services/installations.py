@@ -9,11 +9,10 @@ from msgspec.structs import replace
 
 from marketplace_provider.domain.installations import Installation, InstallationDetails, Lifecycle
 from marketplace_provider.domain.notifications import Notification
+from marketplace_provider.domain.outbox import ReleaseResource
 from marketplace_provider.domain.plans import BillingPlan, choose_installation_plan
-from marketplace_provider.domain.resources import ResourceStatus
 from marketplace_provider.domain.roles import Action, Caller, authorize
 from marketplace_provider.domain.services.common import Ports, RequestKey, active_installation, once
-from marketplace_provider.ports.provisioner import ResourceProvisioner
 from marketplace_provider.ports.storage import UnitOfWork
 
 
@@ -29,9 +28,8 @@ class Uninstalled(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class Installations:
-    def __init__(self, ports: Ports, provisioner: ResourceProvisioner) -> None:
+    def __init__(self, ports: Ports) -> None:
         self.ports = ports
-        self.provisioner = provisioner
 
     async def upsert(
         self, caller: Caller, installation_id: str, details: InstallationDetails, key: RequestKey | None
@@ -102,10 +100,10 @@ class Installations:
         (nothing can be billed any more: its access token is forgotten too), False when it waits pending deletion
         for its final invoices (the worker finalizes it)."""
         resources = await uow.resources.list_live(installation.id)
-        if cascade:
+        if cascade:  # the provisioner releases them after the commit (the worker delivers ReleaseResource)
             for resource in resources:
-                await self.provisioner.deprovision(resource)
-                await uow.resources.save(replace(resource, status=ResourceStatus.UNINSTALLED, updated_at=at))
+                await uow.resources.save(resource.uninstall(at))
+                await uow.outbox.add(installation.id, ReleaseResource(resource=resource), at)
         plan_ids = {r.billing_plan_id for r in resources}
         if installation.billing_plan_id:
             plan_ids.add(installation.billing_plan_id)

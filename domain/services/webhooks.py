@@ -17,13 +17,12 @@ from marketplace_provider.domain.errors import DomainError, Unavailable
 from marketplace_provider.domain.installations import Installation
 from marketplace_provider.domain.invoices import Invoice, InvoiceEvent, InvoiceState, InvoiceTransition, take, unpaid
 from marketplace_provider.domain.notifications import Level, Notification
-from marketplace_provider.domain.outbox import SetResourceStatus
+from marketplace_provider.domain.outbox import ReconfigureResource, SetResourceStatus
 from marketplace_provider.domain.resources import Resource, ResourceStatus
 from marketplace_provider.domain.services.common import Ports
 from marketplace_provider.domain.services.installations import Installations
 from marketplace_provider.domain.services.notifications import show
 from marketplace_provider.domain.webhooks import INVOICE_EVENTS, MEMBER_CHANGED, REMOVED, InvoiceNotice, StoredEvent, invoice_notice, payload_of
-from marketplace_provider.ports.provisioner import ResourceProvisioner
 from marketplace_provider.ports.storage import UnitOfWork
 from marketplace_provider.ports.vercel import VercelGateway
 
@@ -39,14 +38,12 @@ class Webhooks:
         self,
         ports: Ports,
         vercel: VercelGateway,
-        provisioner: ResourceProvisioner,
         installations: Installations,
         *,
         billing_link: str,
     ) -> None:
         self.ports = ports
         self.vercel = vercel
-        self.provisioner = provisioner
         self.installations = installations
         self.billing_link = billing_link  # an sso: link to our billing page, for payment notifications
 
@@ -216,8 +213,9 @@ class Webhooks:
         self, uow: UnitOfWork, resource: Resource, status: ResourceStatus, *, hold: bool, at: datetime
     ) -> None:
         after = replace(resource, status=status, billing_hold=hold, updated_at=at)
-        await self.provisioner.reconfigure(resource, after)  # the real thing stops (or starts) serving
         await uow.resources.save(after)
+        # the real thing stops (or starts) serving, then Vercel shows it: both after the commit, in this order
+        await uow.outbox.add(resource.installation_id, ReconfigureResource(before=resource, after=after), at)
         await uow.outbox.add(resource.installation_id, SetResourceStatus(resource_id=resource.id, status=status), at)
 
     # ------------------------------------------------------------ the installation removed on Vercel's side

@@ -51,6 +51,8 @@ from marketplace_provider.domain.outbox import (
     OutboxState,
     PushExperimentationConfig,
     PushResourceSecrets,
+    ReconfigureResource,
+    ReleaseResource,
     ReportBalances,
     SetInstallationNotification,
     SetResourceNotification,
@@ -59,7 +61,7 @@ from marketplace_provider.domain.outbox import (
     SubmitInvoice,
     UpdateExperimentationItem,
 )
-from marketplace_provider.domain.resources import EnvironmentOverrides, ResourceStatus, Secret
+from marketplace_provider.domain.resources import EnvironmentOverrides, Resource, ResourceStatus, Secret
 from marketplace_provider.ports.storage import Storage
 from tests.contract.conftest import SqlDatabase
 from tests.contract.test_storage import an_installation, new_installation, uid
@@ -195,7 +197,19 @@ def every_kind() -> list[OutboxMessage]:
         ),
         DeleteExperimentationItem(resource_id="res_1", item_id="f1"),
         PushExperimentationConfig(resource_id="res_1", data={"new-checkout": {"enabled": True, "rollout": 0.25}}),
+        # owed to the integrator's provisioner (a suspension, an uninstall made inside a transaction)
+        ReconfigureResource(before=a_resource(), after=a_resource(status=ResourceStatus.SUSPENDED, billing_hold=True)),
+        ReleaseResource(resource=a_resource()),
     ]
+
+
+def a_resource(**changes: object) -> Resource:
+    resource = Resource(
+        id="res_1", installation_id="icfg_1", product_id="acme-kv", name="kv", metadata={"region": "iad1"},
+        billing_plan_id="pro", status=ResourceStatus.READY, secrets=(Secret(name="KV_URL", value=uid("redis")),),
+        created_at=NOW, updated_at=NOW,
+    )
+    return msgspec.structs.replace(resource, **changes)
 
 
 def status(n: int) -> SetResourceStatus:

@@ -137,7 +137,8 @@ async def test_each_part_exists_once_per_process(tmp_path: Path, token_kit: Toke
         assert marketplace.installations.jobs is jobs and marketplace.installations.notifications is services.notifications
         assert services.webhooks is webhooks
         assert dashboard.usage_source is jobs.usage is await resolved(container.usage())
-        assert services.resources.provisioner is webhooks.provisioner is await resolved(container.provisioner())
+        delivery = await resolved(container.delivery())
+        assert services.resources.provisioner is delivery.provisioner is await resolved(container.provisioner())
         assert services.resources.ports.storage is jobs.ports.storage is await resolved(container.storage())
     finally:
         await resolved(container.shutdown_resources())

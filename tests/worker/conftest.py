@@ -12,6 +12,7 @@ import pytest
 from msgspec.structs import replace
 
 from marketplace_provider.adapters.cipher import SecretCipher
+from marketplace_provider.adapters.example_provisioner import ExampleProvisioner
 from marketplace_provider.adapters.example_usage import ExampleUsageSource
 from marketplace_provider.adapters.storage.memory import MemoryStorage
 from marketplace_provider.adapters.storage.migrations import migrate_sqlite
@@ -83,7 +84,7 @@ POLICY = RetryPolicy(max_attempts=5, first_delay_seconds=1, max_delay_seconds=60
 
 @pytest.fixture
 def delivery(ports: Ports, vercel: VercelClient) -> Delivery:
-    return Delivery(ports, vercel, POLICY, jitter=lambda: 0.0)
+    return Delivery(ports, vercel, POLICY, provisioner=ExampleProvisioner(), jitter=lambda: 0.0)
 
 
 @pytest.fixture

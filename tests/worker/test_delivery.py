@@ -9,6 +9,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 from marketplace_provider.adapters.cipher import SecretCipher
+from marketplace_provider.adapters.example_provisioner import ExampleProvisioner
 from marketplace_provider.adapters.storage.postgres import PostgresStorage
 from marketplace_provider.config.catalog import load_catalog
 from marketplace_provider.config.settings import DEFAULT_PRODUCTS_FILE
@@ -134,7 +135,7 @@ async def test_with_vercel_failing_half_the_calls_every_message_arrives_once_in_
     storage: Storage, ports: Ports, vercel, clock: ManualClock, fresh_vercel: FakeVercel
 ) -> None:
     patient = Delivery(ports, vercel, RetryPolicy(max_attempts=100, first_delay_seconds=1, max_delay_seconds=60),
-                       per_installation=7, jitter=lambda: 0.5)
+                       provisioner=ExampleProvisioner(), per_installation=7, jitter=lambda: 0.5)
     installations = [f"icfg_flaky{i}" for i in range(6)]
     await install(storage, *installations)
     for installation_id in installations:
@@ -285,7 +286,7 @@ async def test_two_workers_on_one_postgres_database_never_deliver_a_message_twic
             catalog = load_catalog(DEFAULT_PRODUCTS_FILE)
             workers = [
                 Delivery(Ports(storage=pool, catalog=catalog, clock=clock, ids=RandomIds()), vercel, RetryPolicy(),
-                         installations_per_round=4, per_installation=3)
+                         provisioner=ExampleProvisioner(), installations_per_round=4, per_installation=3)
                 for pool in pools
             ]
 

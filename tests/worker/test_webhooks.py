@@ -9,7 +9,6 @@ from itertools import combinations, permutations
 
 import pytest
 
-from marketplace_provider.adapters.example_provisioner import ExampleProvisioner
 from marketplace_provider.domain.installations import Lifecycle
 from marketplace_provider.domain.invoices import Invoice, InvoiceEvent, InvoiceState, take
 from marketplace_provider.domain.notifications import Level
@@ -38,8 +37,7 @@ STEP = {"created": InvoiceEvent.INVOICED, "notpaid": InvoiceEvent.NOT_PAID, "ove
 
 @pytest.fixture
 def webhooks(ports: Ports, vercel) -> Webhooks:
-    provisioner = ExampleProvisioner()
-    return Webhooks(ports, vercel, provisioner, Installations(ports, provisioner), billing_link=BILLING)
+    return Webhooks(ports, vercel, Installations(ports), billing_link=BILLING)
 
 
 def invoice_event(installation_id: str, invoice_id: str, kind: str, *, event_id: str | None = None) -> StoredEvent:
@@ -246,7 +244,7 @@ async def test_two_processes_applying_the_same_events_apply_each_once(
     events = [invoice_event("icfg_race", "inv_race", kind) for kind in LIFE]
     for event in events:
         await webhooks.receive(event)
-    other = Webhooks(ports, vercel, ExampleProvisioner(), Installations(ports, ExampleProvisioner()), billing_link=BILLING)
+    other = Webhooks(ports, vercel, Installations(ports), billing_link=BILLING)
     results = await asyncio.gather(*(w.apply(e.id) for e in events for w in (webhooks, other)))
     assert sum(results) == len(events)
     invoice, _, _, _ = await state_of(storage, "icfg_race", "inv_race")
