@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 import sqlite3
 from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
 import asyncpg
 
@@ -49,6 +50,9 @@ from marketplace_provider.ports.provisioner import ResourceProvisioner
 from marketplace_provider.ports.storage import Storage
 from marketplace_provider.ports.usage import UsageSource
 from marketplace_provider.ports.vercel import VercelGateway
+
+if TYPE_CHECKING:
+    from marketplace_provider.entrypoints.provider import Marketplace
 
 
 async def resolved(value: object) -> object:
@@ -149,8 +153,13 @@ def billing_page_link(settings: Settings) -> str:
     return page_link(settings.public_url, "/dashboard/billing")
 
 
-def _plugin_context(settings: Settings, catalog: Catalog) -> PluginContext:
-    return PluginContext(settings=settings, catalog=catalog)
+def _plugin_context(settings: Settings, catalog: Catalog, container: Container) -> PluginContext:
+    async def marketplace() -> Marketplace:
+        from marketplace_provider.entrypoints.provider import marketplace_of  # it builds on this module
+
+        return await marketplace_of(container)
+
+    return PluginContext(settings=settings, catalog=catalog, marketplace=marketplace)
 
 
 async def open_provisioner(settings: Settings, context: PluginContext) -> AsyncIterator[ResourceProvisioner]:
@@ -186,13 +195,14 @@ class Container(containers.DeclarativeContainer):
     one (`container.provisioner.override(...)`, or `container_for(..., provisioner=...)` below) reaches the Partner API, the dashboard
     and the worker alike."""
 
+    __self__ = providers.Self()
     settings = providers.Dependency(instance_of=Settings)
     clock = providers.Singleton(SystemClock)
     ids = providers.Singleton(RandomIds)
     catalog = providers.Singleton(load_catalog, settings.provided.products_file)
     storage = providers.Resource(open_storage, settings)
     ports = providers.Singleton(Ports, storage=storage, catalog=catalog, clock=clock, ids=ids)
-    plugin_context = providers.Singleton(_plugin_context, settings, catalog)
+    plugin_context = providers.Singleton(_plugin_context, settings, catalog, __self__)
     # The integrator's parts: PROVISIONER and USAGE_SOURCE, else the shipped examples.
     provisioner = providers.Resource(open_provisioner, settings, plugin_context)
     usage = providers.Resource(open_usage_source, settings, plugin_context)

@@ -13,8 +13,9 @@ import importlib
 import inspect
 import os
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
+from typing import TYPE_CHECKING
 
 import msgspec
 
@@ -22,11 +23,19 @@ from marketplace_provider.config.settings import ConfigError, Settings
 from marketplace_provider.domain.plans import Catalog
 
 
+if TYPE_CHECKING:
+    from marketplace_provider.entrypoints.provider import Marketplace
+
+
 class PluginContext(msgspec.Struct, frozen=True, kw_only=True):
     """What a plug-in factory that takes one argument is given."""
 
     settings: Settings
     catalog: Catalog
+    # The provider-side actions of this process (README, "Actions from your side"), e.g. for a provisioner that
+    # answered `pending` to finish later: `await (await context.marketplace()).resources.finish_provisioning(...)`.
+    # Call it once the process is serving, never from the factory itself.
+    marketplace: Callable[[], Awaitable[Marketplace]]
 
 
 class Port(msgspec.Struct, frozen=True, kw_only=True):

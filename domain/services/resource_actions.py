@@ -82,6 +82,12 @@ class ResourceActions:
     def __init__(self, ports: Ports) -> None:
         self.ports = ports
 
+    async def get(self, installation_id: str, resource_id: str) -> Resource:
+        """Our record of a live resource of an active installation, secrets included (NotFound otherwise)."""
+        async with self.ports.storage.unit_of_work() as uow:
+            await active_installation(uow, installation_id)
+            return await live_resource(uow, installation_id, resource_id)
+
     async def notify(self, installation_id: str, resource_id: str, notification: Notification | None) -> Resource:
         """Show `notification` on the resource in Vercel's dashboard and ours (None: remove it)."""
         notification = checked(notification)

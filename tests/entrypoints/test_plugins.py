@@ -133,3 +133,16 @@ def test_each_command_exits_2_with_one_line_on_a_bad_plug_in(command: list[str],
     assert done.returncode == 2, done.stderr
     last = done.stderr.strip().splitlines()[-1]
     assert last.startswith(f"marketplace-provider: {setting}=tests.entrypoints.parts:Incomplete: Incomplete has no")
+
+
+async def test_the_context_reaches_the_provider_side_actions_of_the_same_process() -> None:
+    """A provisioner that answered `pending` finishes later through the very container that serves."""
+    settings = memory(PROVISIONER="tests.entrypoints.parts:with_context")
+    container = container_for(settings)
+    try:
+        provisioner = await resolved(container.provisioner())
+        marketplace = await provisioner.context.marketplace()
+        assert marketplace.resources is await resolved(container.resource_actions())
+        assert marketplace.resources.ports.storage is await resolved(container.storage())
+    finally:
+        await resolved(container.shutdown_resources())
