@@ -21,9 +21,9 @@ from tests.e2e.test_worker import (
 from tests.http.conftest import Installation, new_installation_id
 from tests.http.test_webhooks import event, invoice_payload, sign
 from tests.support.api import Api
-from tests.support.fake_vercel import FakeVercel
+from marketplace_provider.adapters.simulator.vercel_api import FakeVercel
 from tests.support.postgres import scratch_database
-from tests.support.tokens import AUDIENCE, TokenKit
+from marketplace_provider.adapters.simulator.tokens import AUDIENCE, TokenKit
 
 UNPAID = {
     "invoiceId": "inv_serve", "state": "notpaid", "total": "20.00", "invoiceDate": "2026-11-01T00:00:00Z",
@@ -67,6 +67,9 @@ async def test_the_readme_serve_delivers_an_unpaid_invoice_to_vercel_within_seco
     try:
         async with aiohttp.ClientSession() as session:
             api = Api(f"http://127.0.0.1:{port}", session)
+            ready = (await api.get("/readyz")).json  # the shipped example serves, and says so
+            assert ready["provisioner"] == "marketplace_provider.adapters.example_provisioner:ExampleProvisioner"
+            assert any("example provisioner is in use" in w for w in ready["warnings"])
             installed = Installation(new_installation_id(), api, token_kit)
             assert (await installed.upsert()).status == 204
             created = await installed.provision()
@@ -89,6 +92,7 @@ async def test_the_readme_serve_delivers_an_unpaid_invoice_to_vercel_within_seco
             took = time.monotonic() - acknowledged
         assert took < 10, took
         assert (tmp_path / "marketplace.db").exists() == (storage == "sqlite")  # the default file, or none
+        assert "WARNING marketplace: the shipped example provisioner is in use" in log.read_text()
     except BaseException:
         print(f"--- serve log:\n{tail(log)}")
         raise
