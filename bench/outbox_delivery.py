@@ -23,7 +23,7 @@ from marketplace_provider.domain.outbox import AnnounceChange  # noqa: E402
 from marketplace_provider.domain.services.delivery import Delivery  # noqa: E402
 from marketplace_provider.entrypoints.containers import container_for, resolved  # noqa: E402
 from marketplace_provider.ports.storage import Storage  # noqa: E402
-from tests.support.fake_vercel import FakeVercel  # noqa: E402
+from marketplace_provider.adapters.simulator.vercel_api import FakeVercel  # noqa: E402
 from tests.support.postgres import scratch_database  # noqa: E402
 
 

@@ -29,10 +29,10 @@ from marketplace_provider.adapters.example_provisioner import ExampleProvisioner
 from marketplace_provider.ports.provisioner import Provisioned, ResourceDraft  # noqa: E402
 from tests.e2e.test_cli import free_port  # noqa: E402
 from tests.http.conftest import Installation, new_installation_id, upsert_body  # noqa: E402
-from tests.support.api import Api  # noqa: E402
-from tests.support.fake_vercel import FakeVercel  # noqa: E402
+from marketplace_provider.adapters.simulator.client import Api  # noqa: E402
+from marketplace_provider.adapters.simulator.vercel_api import FakeVercel  # noqa: E402
 from tests.support.postgres import scratch_database  # noqa: E402
-from tests.support.tokens import AUDIENCE, TokenKit  # noqa: E402
+from marketplace_provider.adapters.simulator.tokens import AUDIENCE, TokenKit  # noqa: E402
 
 SCRIPT = str(Path(sys.executable).parent / "marketplace-provider")
 

@@ -15,7 +15,9 @@ import msgspec
 from marketplace_provider.config.catalog import load_catalog
 from marketplace_provider.config.settings import ConfigError, Settings, load_settings
 from marketplace_provider.domain.errors import DomainError, NotFound
+from marketplace_provider.entrypoints.check import add_check_command
 from marketplace_provider.entrypoints.cli_actions import add_commands
+from marketplace_provider.entrypoints.simulate import add_simulate
 from marketplace_provider.ports.storage import UnitOfWork
 
 T = TypeVar("T")
@@ -210,6 +212,8 @@ def parser() -> argparse.ArgumentParser:
     products = commands.add_parser("products", help="print the validated product and billing-plan catalog")
     products.add_argument("--json", action="store_true", help="machine-readable output")
     products.set_defaults(run=_products)
+    add_simulate(commands)  # simulate: a local Vercel
+    add_check_command(commands)  # check: any Partner API server against the documented contract
     return top
 
 

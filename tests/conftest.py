@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from tests.support.fake_vercel import FakeVercel
-from tests.support.tokens import TokenKit
+from marketplace_provider.adapters.simulator.vercel_api import FakeVercel
+from marketplace_provider.adapters.simulator.tokens import TokenKit
 
 
 @pytest.fixture(scope="session")

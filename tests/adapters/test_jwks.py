@@ -14,7 +14,7 @@ import pytest
 from marketplace_provider.adapters.jwks import JwksTokenVerifier
 from marketplace_provider.domain.errors import Unauthenticated, Unavailable
 from marketplace_provider.domain.roles import AuthStyle, Caller, Role
-from tests.support.tokens import ACCOUNT_ID, OMIT, USER_ID, SigningKey, TokenKit
+from marketplace_provider.adapters.simulator.tokens import ACCOUNT_ID, OMIT, USER_ID, SigningKey, TokenKit
 
 LEEWAY = 30
 INTERVAL = 10

@@ -50,7 +50,7 @@ from marketplace_provider.domain.plans import BillingPlan, PlanDetail, PlanType
 from marketplace_provider.domain.resources import EnvironmentOverrides, ResourceStatus, Secret
 from marketplace_provider.domain.roles import Role
 from marketplace_provider.ports.vercel import VercelApiError, VercelGateway
-from tests.support.fake_vercel import Call, FakeVercel
+from marketplace_provider.adapters.simulator.vercel_api import Call, FakeVercel
 
 TOKEN = "icfg-secret-access-token"
 CLIENT_SECRET = "oac-client-secret-value"

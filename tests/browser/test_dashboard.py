@@ -3,8 +3,6 @@ Vercel, a USER without change controls, and a screenshot of every page."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import secrets
 import time
@@ -14,7 +12,8 @@ from playwright.async_api import BrowserContext, Page
 from marketplace_provider.config.settings import Settings
 from tests.browser.conftest import Sso, deliver_outbox, screenshot_path
 from tests.http.conftest import Installation
-from tests.support.fake_vercel import FakeVercel
+from marketplace_provider.adapters.simulator.vercel_api import FakeVercel
+from marketplace_provider.adapters.simulator.webhooks import signed_headers
 
 
 async def signed_in(browser: BrowserContext, sso: Sso, installation: Installation, role: str, query: str = "") -> Page:
@@ -32,9 +31,7 @@ async def post_webhook(installation: Installation, kind: str, invoice_id: str, s
                     "invoiceDate": "2026-11-01T00:00:00Z", "invoiceTotal": "20.00",
                     "period": {"start": "2026-10-01T00:00:00Z", "end": "2026-11-01T00:00:00Z"}},
     }).encode()
-    signature = hmac.new(secret, body, hashlib.sha1).hexdigest()
-    reply = await installation.api.post("/webhook", raw=body, headers={"x-vercel-signature": signature,
-                                                                       "Content-Type": "application/json"})
+    reply = await installation.api.post("/webhook", raw=body, headers=signed_headers(body, secret))
     assert reply.status == 200, reply.body
 
 

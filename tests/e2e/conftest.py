@@ -18,7 +18,7 @@ from marketplace_provider.adapters.storage.postgres import PostgresStorage
 from marketplace_provider.adapters.storage.sqlite import SqliteStorage
 from marketplace_provider.ports.storage import Storage
 from tests.e2e.test_cli import SCRIPT
-from tests.support.fake_vercel import FakeVercel
+from marketplace_provider.adapters.simulator.vercel_api import FakeVercel
 from tests.support.postgres import scratch_database
 
 

@@ -125,7 +125,7 @@ def test_serve_answers_while_vercel_keys_are_unreachable(server: str) -> None:
 
 
 def test_well_formed_token_without_keys_is_503(server: str) -> None:
-    from tests.support.tokens import TokenKit
+    from marketplace_provider.adapters.simulator.tokens import TokenKit
 
     token = TokenKit().user_token("icfg_1")
     request = urllib.request.Request(server + "/v1/installations/icfg_1", headers={"Authorization": f"Bearer {token}"})

@@ -17,7 +17,7 @@ from tests.e2e.conftest import serve_process
 from tests.e2e.test_cli import free_port
 from tests.http.conftest import provision_body, upsert_body
 from tests.support.postgres import scratch_database
-from tests.support.tokens import AUDIENCE, TokenKit
+from marketplace_provider.adapters.simulator.tokens import AUDIENCE, TokenKit
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

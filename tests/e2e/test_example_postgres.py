@@ -3,10 +3,13 @@ PROVISIONER and USAGE_SOURCE, and served by the kit's own `marketplace-provider 
 databases on a private PostgreSQL cluster that checks passwords (the shared test server trusts every login, so
 only here can a rotated-away password be seen refused). Everything goes through the Partner API; the cluster is
 looked at with its superuser, never through the code under test. The kit's storage runs on SQLite and on
-PostgreSQL (a scratch database on the shared server)."""
+PostgreSQL (a scratch database on the shared server). A second test provisions asynchronously
+(EXAMPLE_POSTGRES_ASYNC: finished through the provider-side actions) and rotates a password with the example's
+own `example-postgres rotate`, a process of its own beside the server."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
 import shutil
@@ -16,6 +19,8 @@ import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from subprocess import CompletedProcess
+from typing import TYPE_CHECKING
 
 import aiohttp
 import asyncpg
@@ -26,9 +31,11 @@ from tests.e2e.test_cli import free_port
 from tests.e2e.test_worker import eventually, exit_code, kill
 from tests.http.conftest import Installation, new_installation_id
 from tests.support.api import Api, Reply
-from tests.support.fake_vercel import FakeVercel
 from tests.support.private_postgres import PrivateCluster, private_postgres
 from tests.support.tokens import AUDIENCE, TokenKit
+
+if TYPE_CHECKING:  # the `fake` fixture's class (tests/e2e/conftest.py)
+    from marketplace_provider.adapters.simulator.vercel_api import FakeVercel
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "postgres-databases"
 PROVISIONER = "example_postgres:PostgresProvisioner"
@@ -36,6 +43,7 @@ USAGE_SOURCE = "example_postgres:DatabaseSizeUsage"
 MAX_DATABASES = 2
 SECRET_NAMES = {"DATABASE_URL", "PGHOST", "PGPORT", "PGUSER", "PGPASSWORD", "PGDATABASE"}
 CONNECT_SECONDS = 10
+OPS_SECONDS = 60  # one `example-postgres` command
 
 
 @pytest.fixture(scope="module")
@@ -109,6 +117,30 @@ def secrets_of(reply: Reply) -> dict[str, str]:
     return {s["name"]: s["value"] for s in reply.json["secrets"]}
 
 
+async def leave_a_note(env: dict[str, str], note: str) -> None:
+    """Log in with the resource's DATABASE_URL, as its own role in its own database, and keep a row there."""
+    conn = await asyncpg.connect(env["DATABASE_URL"], timeout=CONNECT_SECONDS)
+    try:
+        await conn.execute("CREATE TABLE notes (id int PRIMARY KEY, body text)")
+        await conn.execute("INSERT INTO notes VALUES (1, $1)", note)
+        assert await conn.fetchval("SELECT body FROM notes") == note
+        assert await conn.fetchval("SELECT current_user") == env["PGUSER"]
+        assert await conn.fetchval("SELECT current_database()") == env["PGDATABASE"]
+    finally:
+        await conn.close()
+
+
+async def only_the_new_password_works(old: dict[str, str], new: dict[str, str], note: str) -> None:
+    """The rotated-away password is refused at login; the new one opens the same database, the note in it."""
+    with pytest.raises(asyncpg.InvalidPasswordError):
+        await asyncpg.connect(old["DATABASE_URL"], timeout=CONNECT_SECONDS)
+    conn = await asyncpg.connect(new["DATABASE_URL"], timeout=CONNECT_SECONDS)
+    try:
+        assert await conn.fetchval("SELECT body FROM notes WHERE id = 1") == note
+    finally:
+        await conn.close()
+
+
 async def listed(installed: Installation) -> list[str]:
     """The ids of the installation's live resources, as the kit lists them to Vercel."""
     reply = await installed.api.get(installed.path + "/resources", token=installed.system, style="system")
@@ -133,14 +165,14 @@ def billed_sizes(fake: FakeVercel, installation_id: str) -> dict[str, dict]:
     return sizes
 
 
-async def test_the_postgres_example_served_by_the_kit_sells_real_databases(
-    backend: Backend, fake: FakeVercel, token_kit: TokenKit, cluster: PrivateCluster, example_site: Path,
-    admin: Admin, tmp_path: Path,
-) -> None:
+def serve_env(
+    backend: Backend, fake: FakeVercel, token_kit: TokenKit, example_site: Path, admin: Admin, **extra: str
+) -> dict[str, str]:
+    """The environment of `serve` with the installed example plugged in (and of its `example-postgres` command)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("EXAMPLE_POSTGRES_")}
     for name in ("PROVISIONER", "USAGE_SOURCE", "SERVE_WORKER", "MARKETPLACE_CONFIG", "PRODUCTS_FILE"):
         env.pop(name, None)
-    env |= {
+    return env | {
         **backend.env,
         "PYTHONPATH": str(example_site),
         "PROVISIONER": PROVISIONER,
@@ -155,12 +187,20 @@ async def test_the_postgres_example_served_by_the_kit_sells_real_databases(
         "VERCEL_API_URL": fake.url,
         "LOG_LEVEL": "INFO",
         "WORKER_POLL_SECONDS": "0.1",
-        # The hourly billing job runs once per installation and hour, at its first pass after the installation
-        # exists. A pass between the install and the provision would bill nothing for this hour, so the first
-        # server runs its jobs only at start-up (before anything exists) and the second, started once a database
-        # is live, every half second.
         "JOBS_INTERVAL_SECONDS": "3600",
+        **extra,
     }
+
+
+async def test_the_postgres_example_served_by_the_kit_sells_real_databases(
+    backend: Backend, fake: FakeVercel, token_kit: TokenKit, cluster: PrivateCluster, example_site: Path,
+    admin: Admin, tmp_path: Path,
+) -> None:
+    # The hourly billing job runs once per installation and hour, at its first pass after the installation
+    # exists. A pass between the install and the provision would bill nothing for this hour, so the first
+    # server runs its jobs only at start-up (before anything exists: JOBS_INTERVAL_SECONDS 3600) and the second,
+    # started once a database is live, every half second.
+    env = serve_env(backend, fake, token_kit, example_site, admin)
     logs = [tmp_path / "serve-1.log", tmp_path / "serve-2.log"]
     processes: list[subprocess.Popen] = []
     try:
@@ -187,15 +227,7 @@ async def test_the_postgres_example_served_by_the_kit_sells_real_databases(
             old = secrets_of(created)
             assert set(old) == SECRET_NAMES
             assert (old["PGHOST"], old["PGPORT"]) == ("127.0.0.1", str(cluster.port))
-            conn = await asyncpg.connect(old["DATABASE_URL"], timeout=CONNECT_SECONDS)
-            try:
-                await conn.execute("CREATE TABLE notes (id int PRIMARY KEY, body text)")
-                await conn.execute("INSERT INTO notes VALUES (1, 'hello')")
-                assert await conn.fetchval("SELECT body FROM notes") == "hello"
-                assert await conn.fetchval("SELECT current_user") == old["PGUSER"]
-                assert await conn.fetchval("SELECT current_database()") == old["PGDATABASE"]
-            finally:
-                await conn.close()
+            await leave_a_note(old, "hello")
             databases, roles = await on_server(cluster)
             assert (databases - server_before[0], roles - server_before[1]) == ({old["PGDATABASE"]}, {old["PGUSER"]})
 
@@ -209,13 +241,7 @@ async def test_the_postgres_example_served_by_the_kit_sells_real_databases(
             new = secrets_of(rotated)
             assert new["PGPASSWORD"] != old["PGPASSWORD"]
             assert {k: new[k] for k in ("PGUSER", "PGDATABASE")} == {k: old[k] for k in ("PGUSER", "PGDATABASE")}
-            with pytest.raises(asyncpg.InvalidPasswordError):
-                await asyncpg.connect(old["DATABASE_URL"], timeout=CONNECT_SECONDS)
-            conn = await asyncpg.connect(new["DATABASE_URL"], timeout=CONNECT_SECONDS)
-            try:
-                assert await conn.fetchval("SELECT body FROM notes WHERE id = 1") == "hello"
-            finally:
-                await conn.close()
+            await only_the_new_password_works(old, new, "hello")
 
             # names PostgreSQL would reject (or quietly cut short): 400 naming the field; nothing made or recorded
             before = await on_server(cluster)
@@ -280,4 +306,105 @@ async def test_the_postgres_example_served_by_the_kit_sells_real_databases(
         raise
     finally:
         for process in processes:
+            kill(process)
+
+
+class KnownToVercel(dict):
+    """FakeVercel's resources when Vercel made each one it provisioned through us (as the real one does): an
+    Update Resource or a secrets push for a resource it was not told of finds it all the same."""
+
+    def __missing__(self, resource_id: str) -> dict:
+        self[resource_id] = {"id": resource_id, "name": resource_id, "productId": "postgres", "status": "pending"}
+        return self[resource_id]
+
+    def get(self, resource_id: str, default: object = None) -> dict:  # type: ignore[override]
+        return self[resource_id]
+
+
+def sent(fake: FakeVercel, method: str, path: str) -> list[dict]:
+    """The bodies of the calls Vercel accepted with this method and path, in order."""
+    return [call.json for call in fake.accepted if (call.method, call.path) == (method, path)]
+
+
+def secrets_in(body: dict) -> dict[str, str]:
+    """name -> value of the secrets in the body of an Update Resource or a secrets push."""
+    return {s["name"]: s["value"] for s in body["secrets"]}
+
+
+async def example_postgres(env: dict[str, str], cwd: Path, *args: str, script: Path | None = None) -> CompletedProcess:
+    """`python -m example_postgres.ops ...` (or the installed console script), off the event loop."""
+    command = [str(script)] if script is not None else [sys.executable, "-m", "example_postgres.ops"]
+    return await asyncio.to_thread(
+        subprocess.run, [*command, *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=OPS_SECONDS
+    )
+
+
+async def test_the_example_finishes_provisioning_later_and_rotates_from_the_providers_side(
+    backend: Backend, fake: FakeVercel, token_kit: TokenKit, cluster: PrivateCluster, example_site: Path,
+    admin: Admin, tmp_path: Path,
+) -> None:
+    fake.resources = KnownToVercel()
+    env = serve_env(backend, fake, token_kit, example_site, admin, EXAMPLE_POSTGRES_ASYNC="true")
+    log = tmp_path / "serve.log"
+    process: subprocess.Popen | None = None
+    try:
+        port = free_port()
+        process = await serve_process(env, port, tmp_path, log)
+        async with aiohttp.ClientSession() as session:
+            installed = Installation(new_installation_id(), Api(f"http://127.0.0.1:{port}", session), token_kit)
+            assert (await installed.upsert()).status == 204
+            server_before = await on_server(cluster)
+
+            # EXAMPLE_POSTGRES_ASYNC: `pending` at once, no secrets; the database is made in the background and
+            # Vercel gets the resource ready with its secrets in one Update Resource call (FinishProvisioning)
+            created = await provision(installed)
+            assert created.status == 200, created.body
+            assert created.json["status"] == "pending" and created.json.get("secrets", []) == [], created.body
+            rid = created.json["id"]
+            resource_path = f"{installed.path}/resources/{rid}"
+            await eventually(
+                lambda: sent(fake, "PATCH", resource_path), 30, [process], [log], "Vercel got the resource finished"
+            )
+            [finished] = sent(fake, "PATCH", resource_path)
+            assert finished["status"] == "ready"
+            old = secrets_in(finished)
+            assert set(old) == SECRET_NAMES
+            await leave_a_note(old, "kept")
+            read = await installed.resource(rid)
+            assert read.status == 200 and read.json["status"] == "ready", read.body
+
+            # the provider rotates the password itself: a separate process on the same storage records the push,
+            # which serve's in-process worker delivers; the command prints names, never values
+            rotated = await example_postgres(env, tmp_path, "rotate", installed.id, rid)
+            assert rotated.returncode == 0, rotated.stderr
+            assert all(name in rotated.stdout for name in SECRET_NAMES), rotated.stdout
+            secrets_path = f"{resource_path}/secrets"
+            await eventually(
+                lambda: sent(fake, "PUT", secrets_path), 30, [process], [log], "Vercel got the rotated secrets"
+            )
+            [pushed] = sent(fake, "PUT", secrets_path)
+            new = secrets_in(pushed)
+            assert set(new) == SECRET_NAMES and new["PGPASSWORD"] != old["PGPASSWORD"]
+            for value in (old["PGPASSWORD"], new["PGPASSWORD"], old["DATABASE_URL"], new["DATABASE_URL"]):
+                assert value not in rotated.stdout + rotated.stderr
+            await only_the_new_password_works(old, new, "kept")
+
+            # unknown ids, through the console script pip installed: exit 1 and one line
+            unknown = await example_postgres(
+                env, tmp_path, "rotate", installed.id, "res_unknown", script=example_site / "bin" / "example-postgres"
+            )
+            assert unknown.returncode == 1, (unknown.stdout, unknown.stderr)
+            assert unknown.stdout == "" and len(unknown.stderr.strip().splitlines()) == 1, unknown.stderr
+            assert "not found" in unknown.stderr, unknown.stderr
+
+            deleted = await installed.api.delete(resource_path, token=installed.admin, style="user")
+            assert deleted.status == 204, deleted.body
+        assert await on_server(cluster) == server_before
+        process.send_signal(signal.SIGTERM)
+        assert await exit_code(process, 30) in (0, -signal.SIGTERM)
+    except BaseException:
+        print(f"--- {log.name}:\n{tail(log)}")
+        raise
+    finally:
+        if process is not None:
             kill(process)

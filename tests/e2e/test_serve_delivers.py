@@ -20,7 +20,7 @@ from tests.e2e.test_worker import (
 )
 from tests.http.conftest import Installation, new_installation_id
 from tests.http.test_webhooks import event, invoice_payload, sign
-from tests.support.api import Api
+from marketplace_provider.adapters.simulator.client import Api
 from marketplace_provider.adapters.simulator.vercel_api import FakeVercel
 from tests.support.postgres import scratch_database
 from marketplace_provider.adapters.simulator.tokens import AUDIENCE, TokenKit

@@ -5,8 +5,6 @@ seeded and checked through the storage adapters with the key the processes get."
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import json
 import signal
 import subprocess
@@ -25,7 +23,8 @@ from marketplace_provider.ports.storage import Storage
 from tests.e2e.test_cli import free_port
 from tests.e2e.conftest import Backend, serve_process, tail
 from tests.e2e.test_worker import cli, kill, worker_env
-from tests.support.fake_vercel import FakeVercel
+from marketplace_provider.adapters.simulator.vercel_api import FakeVercel
+from marketplace_provider.adapters.simulator.webhooks import signed_headers
 from tests.worker.conftest import an_installation
 from tests.worker.test_jobs import a_resource
 
@@ -109,8 +108,7 @@ async def until(
 
 
 async def deliver(port: int, body: bytes) -> tuple[int, object]:
-    signature = hmac.new(SECRET.encode(), body, hashlib.sha1).hexdigest()
-    headers = {"Content-Type": "application/json", "x-vercel-signature": signature}
+    headers = signed_headers(body, SECRET)
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
         async with session.post(f"http://127.0.0.1:{port}/webhook", data=body, headers=headers) as reply:
             return reply.status, await reply.json()

@@ -20,7 +20,7 @@ from marketplace_provider.domain.resources import Resource, ResourceStatus, Secr
 from marketplace_provider.ports.storage import Storage
 from tests.e2e.conftest import Backend, postgres_backend, sqlite_backend
 from tests.e2e.test_cli import SCRIPT
-from tests.support.fake_vercel import Call, FakeVercel
+from marketplace_provider.adapters.simulator.vercel_api import Call, FakeVercel
 from tests.support.postgres import scratch_database
 from tests.worker.conftest import an_installation
 

@@ -21,10 +21,10 @@ from tests.entrypoints.parts import METRIC, MineProvisioner, MineUsage
 from tests.http.conftest import Installation, new_installation_id
 from tests.http.test_sso import cookies, session_of, sso
 from tests.http.test_webhooks import event, invoice_payload, sign
-from tests.support.api import Api
-from tests.support.fake_vercel import FakeVercel
+from marketplace_provider.adapters.simulator.client import Api
+from marketplace_provider.adapters.simulator.vercel_api import FakeVercel
 from tests.support.server import serving
-from tests.support.tokens import AUDIENCE, TokenKit
+from marketplace_provider.adapters.simulator.tokens import AUDIENCE, TokenKit
 
 
 def settings_for(tmp_path: Path, token_kit: TokenKit, fake_vercel: FakeVercel) -> Settings:

@@ -23,11 +23,11 @@ from tests.entrypoints.test_composition_root import settings_for
 from tests.http.conftest import Installation as ApiInstallation
 from tests.http.conftest import new_installation_id
 from tests.http.test_sso import cookies, session_of, sso
-from tests.support.api import Api
-from tests.support.fake_vercel import FakeVercel
+from marketplace_provider.adapters.simulator.client import Api
+from marketplace_provider.adapters.simulator.vercel_api import FakeVercel
 from tests.support.postgres import scratch_database
 from tests.support.server import serving
-from tests.support.tokens import TokenKit
+from marketplace_provider.adapters.simulator.tokens import TokenKit
 from tests.worker.test_jobs import OCTOBER, a_resource
 
 INST = "icfg_restart"

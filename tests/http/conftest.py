@@ -13,11 +13,11 @@ import pytest
 from marketplace_provider.adapters.cipher import generate_key_text
 from marketplace_provider.config.settings import Settings, load_settings
 from marketplace_provider.entrypoints.http import create_app
-from tests.support.api import Api, Reply
-from tests.support.fake_vercel import FakeVercel
+from marketplace_provider.adapters.simulator.client import Api, Reply
+from marketplace_provider.adapters.simulator.vercel_api import FakeVercel
 from tests.support.server import serving
 from tests.support.postgres import scratch_database
-from tests.support.tokens import AUDIENCE, TokenKit
+from marketplace_provider.adapters.simulator.tokens import AUDIENCE, TokenKit
 
 
 @pytest.fixture(scope="session", params=["memory", "sqlite", "postgres"])

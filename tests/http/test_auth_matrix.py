@@ -22,9 +22,9 @@ import aiohttp
 import pytest
 
 from tests.http.conftest import Installation, new_installation_id, provision_body, upsert_body
-from tests.support.api import Api, Reply
-from tests.support.fake_vercel import FakeVercel
-from tests.support.tokens import OMIT, SigningKey, TokenKit, b64url
+from marketplace_provider.adapters.simulator.client import Api, Reply
+from marketplace_provider.adapters.simulator.vercel_api import FakeVercel
+from marketplace_provider.adapters.simulator.tokens import OMIT, SigningKey, TokenKit, b64url
 from tests.http.test_purchases import paid_invoice as invoice_body
 
 USER, SYSTEM = "user", "system"

@@ -22,9 +22,9 @@ import pytest
 import yarl
 
 from tests.http.conftest import Installation, new_installation_id, provision_body, upsert_body
-from tests.support.api import Api, Reply
-from tests.support.fake_vercel import FakeVercel
-from tests.support.tokens import TokenKit
+from marketplace_provider.adapters.simulator.client import Api, Reply
+from marketplace_provider.adapters.simulator.vercel_api import FakeVercel
+from marketplace_provider.adapters.simulator.tokens import TokenKit
 from tests.http.test_purchases import paid_invoice
 
 LIMIT = 1_048_576  # MAX_BODY_BYTES of the test server (the default)

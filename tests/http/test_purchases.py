@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 
 from tests.http.conftest import Installation
-from tests.support.fake_vercel import FakeVercel
+from marketplace_provider.adapters.simulator.vercel_api import FakeVercel
 
 
 def paid_invoice(invoice_id: str, items: list[dict], state: str = "paid") -> dict:

@@ -6,8 +6,8 @@ import asyncio
 import time
 
 from tests.http.conftest import Installation, new_installation_id
-from tests.support.api import Api
-from tests.support.tokens import TokenKit
+from marketplace_provider.adapters.simulator.client import Api
+from marketplace_provider.adapters.simulator.tokens import TokenKit
 
 
 def in_one_hour_ms() -> int:

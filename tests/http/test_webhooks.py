@@ -12,14 +12,15 @@ import time
 import pytest
 
 from tests.http.conftest import Installation
-from tests.support.api import Api, Reply
-from tests.support.fake_vercel import FakeVercel
+from marketplace_provider.adapters.simulator.client import Api, Reply
+from marketplace_provider.adapters.simulator import webhooks
+from marketplace_provider.adapters.simulator.vercel_api import FakeVercel
 
 SECRET = b"test-client-secret"  # INTEGRATION_CLIENT_SECRET of the test server (conftest.py)
 
 
 def sign(body: bytes, secret: bytes = SECRET) -> str:
-    return hmac.new(secret, body, hashlib.sha1).hexdigest()
+    return webhooks.sign(body, secret)
 
 
 def event(kind: str, installation_id: str, *, created_ms: int | None = None, **payload: object) -> bytes:

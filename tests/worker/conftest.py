@@ -29,7 +29,7 @@ from marketplace_provider.domain.services.scheduled import ScheduledJobs
 from marketplace_provider.ports.ids import RandomIds
 from marketplace_provider.ports.storage import Storage
 from tests.support.clock import ManualClock
-from tests.support.fake_vercel import FakeVercel
+from marketplace_provider.adapters.simulator.vercel_api import FakeVercel
 from tests.support.postgres import scratch_database
 
 START = datetime(2026, 11, 14, 9, 30, tzinfo=UTC)

@@ -35,7 +35,7 @@ from marketplace_provider.domain.services.delivery import Delivery
 from marketplace_provider.ports.ids import RandomIds
 from marketplace_provider.ports.storage import Storage
 from tests.support.clock import ManualClock
-from tests.support.fake_vercel import FakeVercel
+from marketplace_provider.adapters.simulator.vercel_api import FakeVercel
 from tests.support.postgres import scratch_database
 from tests.worker.conftest import START, an_installation, counts, drain
 

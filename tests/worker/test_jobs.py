@@ -25,7 +25,7 @@ from marketplace_provider.ports.ids import RandomIds
 from marketplace_provider.ports.storage import Storage
 from marketplace_provider.ports.usage import UsageReport
 from tests.support.clock import ManualClock
-from tests.support.fake_vercel import FakeVercel
+from marketplace_provider.adapters.simulator.vercel_api import FakeVercel
 from tests.support.postgres import scratch_database
 from tests.worker.conftest import START, an_installation, drain
 

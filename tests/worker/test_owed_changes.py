@@ -13,7 +13,7 @@ from marketplace_provider.domain.services.common import Ports
 from marketplace_provider.domain.services.notifications import Notifications
 from marketplace_provider.domain.services.resource_actions import ResourceActions
 from marketplace_provider.ports.storage import Storage
-from tests.support.fake_vercel import FakeVercel
+from marketplace_provider.adapters.simulator.vercel_api import FakeVercel
 from tests.worker.conftest import an_installation
 from tests.worker.test_jobs import a_resource
 

@@ -20,7 +20,7 @@ from marketplace_provider.domain.services.resource_actions import ResourceAction
 from marketplace_provider.domain.services.scheduled import ScheduledJobs
 from marketplace_provider.ports.storage import Storage
 from tests.support.clock import ManualClock
-from tests.support.fake_vercel import FakeVercel
+from marketplace_provider.adapters.simulator.vercel_api import FakeVercel
 from tests.worker.conftest import an_installation, counts, drain
 from tests.worker.test_jobs import a_resource
 

@@ -15,7 +15,7 @@ from marketplace_provider.domain.services.installations import Installations
 from marketplace_provider.domain.services.webhooks import Webhooks
 from marketplace_provider.ports.storage import Storage
 from tests.support.clock import ManualClock
-from tests.support.fake_vercel import FakeVercel
+from marketplace_provider.adapters.simulator.vercel_api import FakeVercel
 from tests.worker.conftest import POLICY, START, an_installation, drain
 from tests.worker.test_jobs import a_resource
 from tests.worker.test_webhooks import BILLING, deliver, invoice_event, seed

@@ -23,7 +23,7 @@ from marketplace_provider.domain.sso import Session
 from marketplace_provider.domain.webhooks import StoredEvent, parse_event
 from marketplace_provider.ports.storage import Storage
 from tests.support.clock import ManualClock
-from tests.support.fake_vercel import FakeVercel
+from marketplace_provider.adapters.simulator.vercel_api import FakeVercel
 from tests.worker.conftest import START, an_installation, drain
 from tests.worker.test_jobs import a_resource
 

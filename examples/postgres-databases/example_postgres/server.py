@@ -31,7 +31,7 @@ class AdminServer:
         try:
             pool = await asyncpg.create_pool(self.settings.admin_url, min_size=0, max_size=4, command_timeout=60)
         except SERVER_FAILURES as exc:
-            raise ConfigError(f"{ADMIN_URL}: cannot connect to the database server ({_describe(exc)})") from None
+            raise ConfigError(f"{ADMIN_URL}: cannot connect to the database server ({describe(exc)})") from None
         try:
             async with pool.acquire() as conn:
                 version = await conn.fetchval("SELECT current_setting('server_version_num')::int")
@@ -40,7 +40,7 @@ class AdminServer:
                 )
         except SERVER_FAILURES as exc:
             await pool.close()
-            raise ConfigError(f"{ADMIN_URL}: cannot connect to the database server ({_describe(exc)})") from None
+            raise ConfigError(f"{ADMIN_URL}: cannot connect to the database server ({describe(exc)})") from None
         problem = None
         if version < MIN_SERVER_VERSION:
             problem = "the server must be PostgreSQL 13 or later"
@@ -71,7 +71,7 @@ class AdminServer:
         except DomainError:
             raise
         except SERVER_FAILURES as exc:
-            log.warning("PostgreSQL server failure: %s", _describe(exc))
+            log.warning("PostgreSQL server failure: %s", describe(exc))
             raise Unavailable("the database server did not answer as expected; try again later") from exc
 
     @asynccontextmanager
@@ -85,7 +85,7 @@ class AdminServer:
             await conn.execute("SELECT pg_advisory_unlock(hashtext($1))", key)
 
 
-def _describe(exc: BaseException) -> str:
+def describe(exc: BaseException) -> str:
     """The error's kind and the server's message: neither repeats a statement, so no password or verifier."""
     text = str(exc).splitlines()[0] if str(exc) else ""
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

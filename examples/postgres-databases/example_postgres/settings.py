@@ -21,6 +21,7 @@ PUBLIC_HOST = "EXAMPLE_POSTGRES_PUBLIC_HOST"
 PUBLIC_PORT = "EXAMPLE_POSTGRES_PUBLIC_PORT"
 MAX_DATABASES = "EXAMPLE_POSTGRES_MAX_DATABASES"
 PREFIX = "EXAMPLE_POSTGRES_PREFIX"
+ASYNC = "EXAMPLE_POSTGRES_ASYNC"
 
 DEFAULT_MAX_DATABASES = 50
 DEFAULT_PREFIX = "vmp_"
@@ -37,11 +38,15 @@ class PostgresSettings(msgspec.Struct, frozen=True, kw_only=True):
     public_port: int
     max_databases: int = DEFAULT_MAX_DATABASES
     prefix: str = DEFAULT_PREFIX  # every database and role this plug-in creates starts with it
+    # provision answers `pending` at once and makes the database in the background, finishing through the kit's
+    # provider-side actions
+    asynchronous: bool = False
 
     def __repr__(self) -> str:  # the admin DSN carries a password
         return (
             f"PostgresSettings(admin_url=<redacted>, public_host={self.public_host!r}, "
-            f"public_port={self.public_port}, max_databases={self.max_databases}, prefix={self.prefix!r})"
+            f"public_port={self.public_port}, max_databases={self.max_databases}, prefix={self.prefix!r}, "
+            f"asynchronous={self.asynchronous})"
         )
 
     __str__ = __repr__
@@ -67,6 +72,7 @@ class PostgresSettings(msgspec.Struct, frozen=True, kw_only=True):
             public_port=_integer(env, PUBLIC_PORT, admin_port, 1, 65535),
             max_databases=_integer(env, MAX_DATABASES, DEFAULT_MAX_DATABASES, 0, 1_000_000),
             prefix=_prefix(env.get(PREFIX, "").strip() or DEFAULT_PREFIX),
+            asynchronous=_boolean(env, ASYNC, False),
         )
 
 
@@ -92,6 +98,18 @@ def _integer(env: Mapping[str, str], name: str, default: int, low: int, high: in
     if not low <= value <= high:
         raise ConfigError(f"{name} must be between {low} and {high}")
     return value
+
+
+_BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+
+
+def _boolean(env: Mapping[str, str], name: str, default: bool) -> bool:
+    text = env.get(name, "").strip().lower()
+    if not text:
+        return default
+    if text not in _BOOLEANS:
+        raise ConfigError(f"{name} must be true or false, not {text!r}")
+    return _BOOLEANS[text]
 
 
 def _prefix(text: str) -> str:

@@ -23,7 +23,7 @@ def test_defaults_come_from_the_admin_dsn():
     settings = PostgresSettings.from_env({"EXAMPLE_POSTGRES_ADMIN_URL": URL})
 
     assert (settings.public_host, settings.public_port) == ("db.internal", 6543)
-    assert (settings.max_databases, settings.prefix) == (50, "vmp_")
+    assert (settings.max_databases, settings.prefix, settings.asynchronous) == (50, "vmp_", False)
     assert "s3cret" not in repr(settings) and "s3cret" not in str(settings)
 
 
@@ -35,15 +35,14 @@ def test_every_variable_can_be_set():
             "EXAMPLE_POSTGRES_PUBLIC_PORT": "5433",
             "EXAMPLE_POSTGRES_MAX_DATABASES": "7",
             "EXAMPLE_POSTGRES_PREFIX": "acme_",
+            "EXAMPLE_POSTGRES_ASYNC": "True",
         }
     )
 
-    assert (settings.public_host, settings.public_port, settings.max_databases, settings.prefix) == (
-        "pg.example.com",
-        5433,
-        7,
-        "acme_",
-    )
+    assert (
+        settings.public_host, settings.public_port, settings.max_databases, settings.prefix, settings.asynchronous
+    ) == ("pg.example.com", 5433, 7, "acme_", True)
+    assert not PostgresSettings.from_env({"EXAMPLE_POSTGRES_ADMIN_URL": URL, "EXAMPLE_POSTGRES_ASYNC": "false"}).asynchronous
 
 
 @pytest.mark.parametrize(
@@ -60,6 +59,7 @@ def test_every_variable_can_be_set():
         ({"EXAMPLE_POSTGRES_PREFIX": "pg_"}, "EXAMPLE_POSTGRES_PREFIX must not start with 'pg_'"),
         ({"EXAMPLE_POSTGRES_PREFIX": "Acme"}, "EXAMPLE_POSTGRES_PREFIX must be 1-16"),
         ({"EXAMPLE_POSTGRES_PREFIX": "a" * 17}, "EXAMPLE_POSTGRES_PREFIX must be 1-16"),
+        ({"EXAMPLE_POSTGRES_ASYNC": "later"}, "EXAMPLE_POSTGRES_ASYNC must be true or false"),
     ],
 )
 def test_a_bad_setting_is_named_and_the_password_never_shown(env, named):
