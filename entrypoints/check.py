@@ -55,8 +55,8 @@ def add_check_command(commands: argparse._SubParsersAction) -> None:  # type: ig
         help=f"a running simulator to play Vercel [auto: the one at {DEFAULT_SIMULATOR_URL} if the server trusts it]",
     )
     check.add_argument(
-        "--keys-file", type=Path, default=None,
-        help=f"the signing key, made on first use [{default_keys_file()}]",
+        "--keys-file", "--key-file", type=Path, default=None,
+        help=f"the signing key, kept between runs [{default_keys_file()}]",
     )
     check.add_argument("--wait", type=float, default=15.0, help="seconds to wait for effects after an answer [15]")
     check.add_argument("--timeout", type=float, default=30.0, help="seconds per request [30]")

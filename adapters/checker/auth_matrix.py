@@ -153,7 +153,8 @@ async def run(w: World) -> None:
     a, b = await w.installed(), await w.installed()
     t = Target(w, a, b, await w.provisioned(a, "check-auth"))
     with check("good-tokens"):
-        for reply in (await t.read("Bearer " + await a.system(), SYSTEM), await t.change("Bearer " + await a.admin(), USER)):
+        read, change = await t.read("Bearer " + await a.system(), SYSTEM), await t.change("Bearer " + await a.admin(), USER)
+        for reply in (read, change):
             if reply.status != 200:
                 raise SetupFailed(f"good tokens refused: {reply.says()}")
     forge = Forge(w.vercel, SigningKey.generate())
@@ -174,13 +175,14 @@ async def run(w: World) -> None:
         calls = [partial(w.client.call, method, path, token=viewer, style=USER, **kw) for method, path, kw in changes(t)]
         await t.refused(calls, (403,))
     with check("user-role-may-read"):
-        expect_status(await w.client.call("GET", f"/v1/products/{w.product}/plans", token=await a.viewer(), style=USER), 200)
+        reply = await w.client.call("GET", f"/v1/products/{w.product}/plans", token=await a.viewer(), style=USER)
+        expect_status(reply, 200)
     with check("system-token-on-provision"):  # Provision Resource is user-authenticated (partner-api.md 0.3)
         body = w.provision_body("check-intruder")
-        await t.refused([partial(w.client.call, "POST", a.path + "/resources", token=await a.system(), style=SYSTEM, body=body)], (401, 403))
+        await t.refused([partial(w.as_system, a, "POST", a.path + "/resources", body=body)], (401, 403))
     with check("user-token-on-transfers"):  # transfer requests are system-authenticated
         body = {"resourceIds": [t.resource_id], "expiresAt": int((time.time() + 3600) * 1000)}
-        reply = await w.client.call("POST", a.path + "/resource-transfer-requests", token=await a.admin(), style=USER, body=body)
+        reply = await w.as_admin(a, "POST", a.path + "/resource-transfer-requests", body=body)
         skip_if_absent(reply)
         expect(not problem(reply, (401, 403)), problem(reply, (401, 403)))
 

@@ -5,6 +5,7 @@ before and after and compared."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -17,19 +18,28 @@ from marketplace_provider.adapters.checker.world import SYSTEM, USER, Installati
 GROUP = "bad-input"
 MALFORMED = b'{"productId": "x", "name": '  # cut short: not JSON
 NOT_AN_OBJECT = b"[1, 2]"
+JSON = {"Content-Type": "application/json"}
+
+
+def provision(**changes: Any) -> Callable[[World], dict[str, Any]]:
+    return lambda w: w.provision_body("x") | changes
+
+
+def without_credentials(w: World) -> dict[str, Any]:
+    return {k: v for k, v in w.upsert_body(w.installation()).items() if k != "credentials"}
+
+
 # name -> (method, where, style, body): where is "installation", "resource", "transfers" or "never-installed";
 # body is bytes (sent as is, as JSON) or an object, or a function of the World giving one
 CASES: dict[str, tuple[str, str, str, Any]] = {
     "provision-malformed-json": ("POST", "resources", USER, MALFORMED),
     "provision-not-an-object": ("POST", "resources", USER, NOT_AN_OBJECT),
     "provision-missing-fields": ("POST", "resources", USER, {}),
-    "provision-wrong-types": ("POST", "resources", USER, lambda w: w.provision_body("x") | {"name": 123, "metadata": "x"}),
-    "provision-unknown-product": ("POST", "resources", USER, lambda w: w.provision_body("x") | {"productId": "check-no-such-product"}),
-    "provision-unknown-plan": ("POST", "resources", USER, lambda w: w.provision_body("x") | {"billingPlanId": "check-no-such-plan"}),
+    "provision-wrong-types": ("POST", "resources", USER, provision(name=123, metadata="x")),
+    "provision-unknown-product": ("POST", "resources", USER, provision(productId="check-no-such-product")),
+    "provision-unknown-plan": ("POST", "resources", USER, provision(billingPlanId="check-no-such-plan")),
     "upsert-malformed-json": ("PUT", "never-installed", USER, MALFORMED),
-    "upsert-missing-credentials": (
-        "PUT", "never-installed", USER, lambda w: {k: v for k, v in w.upsert_body(w.installation()).items() if k != "credentials"}
-    ),
+    "upsert-missing-credentials": ("PUT", "never-installed", USER, without_credentials),
     "update-resource-malformed-json": ("PATCH", "resource", USER, MALFORMED),
     "update-resource-wrong-types": ("PATCH", "resource", USER, {"name": 42, "metadata": "x"}),
     "rotate-delay-out-of-range": ("POST", "rotate", USER, {"delayOldSecretsExpirationHours": 721}),
@@ -77,7 +87,7 @@ async def run(w: World) -> None:
             owner = site.c if where == "never-installed" else a
             token = await (owner.admin() if style == USER else owner.system())
             body = body(w) if callable(body) else body
-            sent = {"raw": body} if isinstance(body, bytes) else {"body": body}
+            sent = {"raw": body, "headers": JSON} if isinstance(body, bytes) else {"body": body}
             before = site.seen or await site.snapshot()
             reply = await w.client.call(method, site.path(where), token=token, style=style, **sent)
             site.seen = await site.snapshot()
@@ -89,9 +99,7 @@ async def run(w: World) -> None:
         reply = await w.get_resource(a, "res_check_missing")
         expect_refusal(reply, 404)
     with check("plans-bad-metadata-query"):  # the form values, JSON-encoded: a server may ignore them, never crash
-        reply = await w.client.call(
-            "GET", f"/v1/products/{w.product}/plans", token=await a.system(), style=SYSTEM, query={"metadata": "{nope"}
-        )
+        reply = await w.as_system(a, "GET", f"/v1/products/{w.product}/plans", query={"metadata": "{nope"})
         if reply.status != 200:
             refused(reply)
     with check("webhook-malformed-json"):  # signed but not JSON: 2xx or 400, never a 5xx that Vercel retries

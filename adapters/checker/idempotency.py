@@ -8,7 +8,7 @@ from functools import partial
 from typing import Any
 
 from marketplace_provider.adapters.checker.report import Skipped, expect
-from marketplace_provider.adapters.checker.world import SYSTEM, USER, Installation, World, new_key
+from marketplace_provider.adapters.checker.world import Installation, World, new_key
 
 GROUP = "idempotency"
 CHECKS = (
@@ -26,18 +26,18 @@ async def run(w: World) -> None:
         expect(first.ok and second.ok, f"{first.says()}; then {second.says()}")
         ids = [(r.json or {}).get("id") if isinstance(r.json, dict) else None for r in (first, second)]
         expect(ids[0] == ids[1], f"the retry made another resource: {ids[0]} then {ids[1]}")
-        listed = await w.client.call("GET", a.path + "/resources", token=await a.system(), style=SYSTEM)
+        listed = await w.as_system(a, "GET", a.path + "/resources")
         if listed.status == 200 and isinstance(listed.json, dict):
             names = [r.get("name") for r in listed.json.get("resources") or [] if isinstance(r, dict)]
             expect(names.count("check-retried") == 1, f"{names.count('check-retried')} resources after one retry")
     resource_id = await w.provisioned(a, "check-replayed")
     with check("update-resource-replayed"):
         path, key = a.resource_path(resource_id), new_key()
-        first = await w.client.call("PATCH", path, token=await a.admin(), style=USER, body={"name": "check-first"}, key=key)
+        first = await w.as_admin(a, "PATCH", path, body={"name": "check-first"}, key=key)
         expect(first.status == 200, first.says())
-        later = await w.client.call("PATCH", path, token=await a.admin(), style=USER, body={"name": "check-later"}, key=new_key())
+        later = await w.as_admin(a, "PATCH", path, body={"name": "check-later"}, key=new_key())
         expect(later.status == 200, later.says())
-        replay = await w.client.call("PATCH", path, token=await a.admin(), style=USER, body={"name": "check-first"}, key=key)
+        replay = await w.as_admin(a, "PATCH", path, body={"name": "check-first"}, key=key)
         expect(replay.ok, f"the replay: {replay.says()}")
         name = ((await w.get_resource(a, resource_id)).json or {}).get("name")
         expect(name == "check-later", f"the replay renamed it again: {name!r} (expected the stored answer, no change)")
@@ -45,11 +45,11 @@ async def run(w: World) -> None:
         await _purchase_twice(w, a)
     with check("delete-resource-twice"):
         for attempt in ("the delete", "deleting again"):
-            reply = await w.client.call("DELETE", a.resource_path(resource_id), token=await a.admin(), style=USER, key=new_key())
+            reply = await w.as_admin(a, "DELETE", a.resource_path(resource_id), key=new_key())
             expect(reply.ok, f"{attempt}: {reply.says()} (deleting what is deleted must succeed)")
     with check("delete-installation-twice"):
         for attempt in ("the delete", "deleting again"):
-            reply = await w.client.call("DELETE", a.path, token=await a.admin(), style=USER, key=new_key())
+            reply = await w.as_admin(a, "DELETE", a.path, key=new_key())
             expect(reply.ok, f"{attempt}: {reply.says()} (deleting what is deleted must succeed)")
 
 
@@ -57,9 +57,8 @@ async def _purchase_twice(w: World, a: Installation) -> None:
     invoice_id = await w.credits_invoice()
     balances: list[Any] = []
     for attempt in ("the purchase", "the same invoice again"):
-        reply = await w.client.call(
-            "POST", a.path + "/billing/provision", token=await a.admin(), style=USER, body={"invoiceId": invoice_id}, key=new_key()
-        )
+        body = {"invoiceId": invoice_id}
+        reply = await w.as_admin(a, "POST", a.path + "/billing/provision", body=body, key=new_key())
         if not reply.ok and not await w.calls_for(a):
             raise Skipped(w.not_wired())
         expect(reply.ok or (balances and reply.status == 409), f"{attempt}: {reply.says()}")

@@ -8,9 +8,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
-import yarl
 
-_NO_BODY: Any = object()
+from marketplace_provider.adapters.simulator.client import Api
 
 
 @dataclass(frozen=True)
@@ -40,54 +39,27 @@ class Reply:
 
 
 class PartnerClient:
-    """Calls `base_url` (plus a path) and nothing else."""
+    """Calls `base_url` (plus a path) and nothing else, through the simulator's client (adapters/simulator/client.py)."""
 
     def __init__(self, base_url: str, timeout: float) -> None:
         self.base_url = base_url.rstrip("/")
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._session: aiohttp.ClientSession | None = None
+        self._api: Api | None = None
 
     async def __aenter__(self) -> PartnerClient:
         # a connection per request: no keep-alive stalls (Nagle and delayed ACKs) on servers that leave them on
-        self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(force_close=True), timeout=self._timeout
-        )
+        self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True), timeout=self._timeout)
+        self._api = Api(self.base_url, self._session)
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
         if self._session is not None:
             await self._session.close()
 
-    async def call(
-        self,
-        method: str,
-        path: str,
-        *,
-        token: str | None = None,
-        style: str | None = None,
-        body: Any = _NO_BODY,
-        raw: bytes | None = None,
-        key: str | None = None,
-        headers: dict[str, str] | None = None,
-        query: dict[str, str] | None = None,
-    ) -> Reply:
-        """`body` is sent as JSON; `raw` as exactly these bytes (with a JSON content type unless `headers` says)."""
-        assert self._session is not None, "use `async with PartnerClient(...)`"
-        sent: dict[str, str] = {}
-        if token is not None:
-            sent["Authorization"] = f"Bearer {token}"
-        if style is not None:
-            sent["X-Vercel-Auth"] = style
-        if key is not None:
-            sent["Idempotency-Key"] = key
-        data = raw
-        if body is not _NO_BODY:
-            data = json.dumps(body).encode()
-        if data is not None:
-            sent["Content-Type"] = "application/json"
-        sent.update(headers or {})
-        url = yarl.URL(self.base_url + path, encoded=True)
-        if query:
-            url = url.update_query(query)
-        async with self._session.request(method, url, data=data, headers=sent, allow_redirects=False) as response:
-            return Reply(method, path, response.status, await response.read(), response.headers.get("Content-Type", ""))
+    async def call(self, method: str, path: str, *, query: dict[str, str] | None = None, **kw: Any) -> Reply:
+        """As Vercel sends it: `token`, `style` (X-Vercel-Auth), `key` (Idempotency-Key), `body` (JSON) or `raw`
+        (these bytes; give their Content-Type in `headers`)."""
+        assert self._api is not None, "use `async with PartnerClient(...)`"
+        got = await self._api.call(method, path, params=query, **kw)
+        return Reply(method, path, got.status, got.body, got.headers.get("Content-Type", ""))

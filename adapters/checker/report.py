@@ -44,6 +44,12 @@ class GroupStopped(Exception):
     """The group cannot go on; what stopped it is already in the report."""
 
 
+def unexpected(exc: Exception) -> str:
+    if isinstance(exc, aiohttp.ClientError | TimeoutError):
+        return f"no answer: {type(exc).__name__} {exc}".strip()
+    return f"an answer the check could not read ({type(exc).__name__}: {exc})"
+
+
 def expect(condition: object, reason: str) -> None:
     if not condition:
         raise Failed(reason)
@@ -80,8 +86,8 @@ class Report:
 
     @contextmanager
     def check(self, group: str, name: str) -> Iterator[None]:
-        """Record the check run in the block: pass unless it raises Failed or Skipped; a connection error or a
-        timeout fails it; SetupFailed fails it and stops the group."""
+        """Record the check run in the block: pass unless it raises Failed or Skipped; any other error (no answer,
+        an answer of an unforeseen shape) fails it; SetupFailed fails it and stops the group."""
         self._show(f"{group} / {name}")
         started = time.monotonic()
         outcome, reason = Outcome.PASS, ""
@@ -94,8 +100,8 @@ class Report:
         except SetupFailed as exc:
             self.add(Result(group, name, Outcome.FAIL, str(exc), round(time.monotonic() - started, 3)))
             raise GroupStopped(name) from exc
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            outcome, reason = Outcome.FAIL, f"no answer: {type(exc).__name__} {exc}".strip()
+        except Exception as exc:  # noqa: BLE001  (an answer of a shape the check did not foresee: say so, go on)
+            outcome, reason = Outcome.FAIL, unexpected(exc)
         self.add(Result(group, name, outcome, reason, round(time.monotonic() - started, 3)))
 
     def add(self, result: Result) -> None:

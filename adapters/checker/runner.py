@@ -16,7 +16,7 @@ import aiohttp
 from marketplace_provider.adapters.checker import auth_matrix, bad_input, billing, endpoints, idempotency, webhooks
 from marketplace_provider.adapters.checker.partner import PartnerClient
 from marketplace_provider.adapters.checker.report import (
-    CannotRun, GroupStopped, NotTrusted, Outcome, Report, Result, SetupFailed,
+    CannotRun, GroupStopped, NotTrusted, Outcome, Report, Result, SetupFailed, unexpected,
 )
 from marketplace_provider.adapters.checker.simulator_link import DEFAULT_SIMULATOR_URL, RunningSimulator
 from marketplace_provider.adapters.checker.stand_ins import StandIns, StandInSettings, default_keys_file, load_or_create_key
@@ -65,7 +65,8 @@ async def _trusted_side(client: PartnerClient, report: Report, options: CheckOpt
         try:
             await side.start()
         except OSError as exc:
-            refused = CannotRun(f"cannot listen on 127.0.0.1 ({exc.strerror or exc}): choose --jwks-port and --vercel-port")
+            reason = exc.strerror or exc
+            refused = CannotRun(f"cannot listen on 127.0.0.1 ({reason}): choose --jwks-port and --vercel-port")
             continue
         try:
             world = World(client, side, secret, report, options.product, options.metadata, options.webhook_path,
@@ -87,7 +88,11 @@ async def _trusted_side(client: PartnerClient, report: Report, options: CheckOpt
 async def _candidates(options: CheckOptions) -> list[tuple[VercelSide, str]]:
     """Who may play Vercel, in order: the checker's own stand-ins, or the simulator named; AUTO: the own, then a
     simulator found at its default URL (so `simulate --serve-provider` then `check` just works)."""
-    own = (StandIns(options.stand_ins, load_or_create_key(options.keys_file)), options.stand_ins.client_secret)
+    try:
+        key = load_or_create_key(options.keys_file)
+    except (OSError, ValueError) as exc:
+        raise CannotRun(f"cannot use the signing key in {options.keys_file} ({exc}): see --keys-file") from None
+    own = (StandIns(options.stand_ins, key), options.stand_ins.client_secret)
     if options.simulator is None:
         return [own]
     secret = options.simulator_client_secret or options.stand_ins.client_secret
@@ -109,8 +114,8 @@ async def _run_group(w: World, group: ModuleType) -> None:
         pass
     except SetupFailed as exc:
         w.report.add(Result(group.GROUP, "setup", Outcome.FAIL, str(exc)))
-    except (aiohttp.ClientError, TimeoutError) as exc:
-        w.report.add(Result(group.GROUP, "setup", Outcome.FAIL, f"no answer: {type(exc).__name__} {exc}".strip()))
+    except Exception as exc:  # noqa: BLE001
+        w.report.add(Result(group.GROUP, "setup", Outcome.FAIL, unexpected(exc)))
     ran = {r.check for r in w.report.results if r.group == group.GROUP}
     for name in group.CHECKS:
         if name not in ran:

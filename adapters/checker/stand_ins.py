@@ -4,7 +4,6 @@ which records every call). Both listen on fixed ports, so the settings to give t
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from dataclasses import dataclass
@@ -12,8 +11,6 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 from marketplace_provider.adapters.simulator.tokens import JWKS_PATH, OMIT, SigningKey, TokenKit
 from marketplace_provider.adapters.simulator.vercel_api import FakeVercel
@@ -26,28 +23,23 @@ DEFAULT_CLIENT_SECRET = "marketplace-check-client-secret"
 
 
 def default_keys_file() -> Path:
-    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
-    return Path(base) / "marketplace-provider" / "check-signing-key.pem"
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache) / "marketplace-provider" / "check-key.pem"  # beside the simulator's own key
 
 
 def load_or_create_key(path: Path) -> SigningKey:
-    """The RSA key in `path` (PEM, PKCS#8), made there owner-only on first use; its kid is its thumbprint."""
-    if path.exists():
-        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
-        if not isinstance(key, rsa.RSAPrivateKey):
-            raise ValueError(f"{path} does not hold an RSA private key")
-    else:
-        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    """The signing key kept in `path` (PKCS#8 PEM; its kid comes from the public key), made there owner-only on
+    first use. OSError or ValueError when it cannot be kept or read."""
+    if not path.exists():
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        pem = key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as out:
-            out.write(pem)
-    modulus = key.public_key().public_numbers().n
-    kid = "check-" + hashlib.sha256(modulus.to_bytes((modulus.bit_length() + 7) // 8, "big")).hexdigest()[:16]
-    return SigningKey(kid, key)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # another run made it meanwhile
+            pass
+        else:
+            with os.fdopen(fd, "wb") as out:
+                out.write(SigningKey.generate().private_pem())
+    return SigningKey.from_pem(path.read_bytes())
 
 
 @dataclass(frozen=True)

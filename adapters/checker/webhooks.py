@@ -9,7 +9,7 @@ from functools import partial
 
 from marketplace_provider.adapters.checker.billing import deliver_notpaid, settled, told_unpaid
 from marketplace_provider.adapters.checker.report import Skipped, expect
-from marketplace_provider.adapters.checker.world import SYSTEM, Installation, World, new_key
+from marketplace_provider.adapters.checker.world import Installation, World, new_key
 from marketplace_provider.adapters.simulator.webhooks import CONFIGURATION_REMOVED, sign
 
 GROUP = "webhooks"
@@ -22,7 +22,7 @@ GONE = (404, 410)
 
 async def still_installed(w: World, inst: Installation, settle: float = 0.5) -> None:
     await asyncio.sleep(settle)  # a server that applies events after answering has had its chance
-    reply = await w.client.call("GET", inst.path, token=await inst.system(), style=SYSTEM)
+    reply = await w.as_system(inst, "GET", inst.path)
     expect(reply.status not in GONE, f"a refused uninstall event uninstalled it: {reply.says()}")
 
 
@@ -32,7 +32,7 @@ async def run(w: World) -> None:
     resource_id = await w.provisioned(inst, "check-webhooks")
     with check("signed-accepted"):
         reply = await w.deliver(w.event("test-webhook", inst))
-        expect(reply.ok, f"{reply.says()} (expected 2xx)")
+        expect(reply.ok, f"{reply.says()} (expected 2xx; signed with the client secret the checker was given)")
     removal = w.event(CONFIGURATION_REMOVED, inst)
     forged = {
         "missing-signature": None,
@@ -64,7 +64,7 @@ async def run(w: World) -> None:
         expect(reply.ok, f"the signed {CONFIGURATION_REMOVED} event: {reply.says()}")
 
         async def gone() -> bool:
-            return (await w.client.call("GET", inst.path, token=await inst.system(), style=SYSTEM)).status in GONE
+            return (await w.as_system(inst, "GET", inst.path)).status in GONE
 
         expect(await w.eventually(gone), f"the installation is still there {w.wait_seconds:g}s later")
 

@@ -97,7 +97,7 @@ class World:
 
     async def install(self, inst: Installation, key: str | None = None) -> Reply:
         body = self.upsert_body(inst)
-        return await self.client.call("PUT", inst.path, token=await inst.admin(), style=USER, body=body, key=key)
+        return await self.as_admin(inst, "PUT", inst.path, body=body, key=key)
 
     async def installed(self) -> Installation:
         """A new installation, upserted; SetupFailed when the server will not install it."""
@@ -112,9 +112,7 @@ class World:
 
     async def provision(self, inst: Installation, name: str, key: str | None = None) -> Reply:
         body = self.provision_body(name)
-        reply = await self.client.call(
-            "POST", inst.path + "/resources", token=await inst.admin(), style=USER, body=body, key=key
-        )
+        reply = await self.as_admin(inst, "POST", inst.path + "/resources", body=body, key=key)
         made = reply.json if reply.ok else None
         if isinstance(made, dict) and isinstance(made.get("id"), str):
             self.vercel.know_resource({"id": made["id"], "status": made.get("status", "ready")} | {
@@ -130,8 +128,16 @@ class World:
             raise SetupFailed(f"could not provision a resource: {reply.says()}")
         return resource_id
 
+    async def as_admin(self, inst: Installation, method: str, path: str, **kw: Any) -> Reply:
+        """A call by an ADMIN member of `inst` (a user token)."""
+        return await self.client.call(method, path, token=await inst.admin(), style=USER, **kw)
+
+    async def as_system(self, inst: Installation, method: str, path: str, **kw: Any) -> Reply:
+        """A call by Vercel itself for `inst` (a system token)."""
+        return await self.client.call(method, path, token=await inst.system(), style=SYSTEM, **kw)
+
     async def get_resource(self, inst: Installation, resource_id: str) -> Reply:
-        return await self.client.call("GET", inst.resource_path(resource_id), token=await inst.system(), style=SYSTEM)
+        return await self.as_system(inst, "GET", inst.resource_path(resource_id))
 
     async def snapshot(self, inst: Installation, resource_id: str | None = None) -> list[tuple[int, Any]]:
         """What the Partner API shows of `inst` (and one resource), read with good tokens: before == after proves a

@@ -1,2 +1,9 @@
-"""A local stand-in for Vercel: OIDC tokens and their JWKS, the Vercel REST API, webhooks, SSO, and the flows that
-drive a Partner API server (`marketplace-provider simulate`). The test suite uses the same code."""
+"""A local stand-in for Vercel (`marketplace-provider simulate`); the test suite uses the same parts.
+
+- `tokens`: `TokenKit` and `SigningKey`: OIDC tokens as Vercel signs them (pyjwt), their JWKS, and forgeries.
+- `vercel_api` (+ `vercel_answers`): `FakeVercel`, the Vercel REST API, recorded, with fault injection.
+- `webhooks`: the signature (`sign`, `signed_headers`) and a body for every documented event type.
+- `server`: `Simulator`, all of it on one port with control endpoints under `/_simulator`; `recording`: what
+  it shows of the calls, secrets hidden.
+- `client`: `Api`, the HTTP client to a Partner API server; `driver`, `flows`, `deliveries`: the flows Vercel runs.
+"""

@@ -114,7 +114,7 @@ async def check(*args: str) -> tuple[int, str, str]:
 
 def flags(stand_ins: StandInSettings, keys_file: Path) -> list[str]:
     return ["--jwks-port", str(stand_ins.jwks_port), "--vercel-port", str(stand_ins.vercel_port),
-            "--keys-file", str(keys_file), "--simulator", "off", "--wait", "10"]
+            "--keys-file", str(keys_file), "--wait", "10"]
 
 
 async def test_json_and_only(stand_ins: StandInSettings, keys_file: Path) -> None:

@@ -63,7 +63,7 @@ def test_bad_configuration_exits_2_with_one_line(tmp_path: Path) -> None:
 
 
 def test_help_for_every_command() -> None:
-    for command in ("serve", "migrate", "worker", "outbox", "bill", "products"):
+    for command in ("serve", "migrate", "worker", "outbox", "bill", "products", "simulate"):
         done = run(command, "--help")
         assert done.returncode == 0 and "usage" in done.stdout
     assert "--no-worker" in run("serve", "--help").stdout

@@ -19,7 +19,7 @@ from marketplace_provider.adapters.simulator.server import Simulator
 from marketplace_provider.adapters.simulator.vercel_api import Call
 from marketplace_provider.entrypoints.provider_process import ProviderProcess
 from tests.e2e.conftest import Backend
-from tests.e2e.test_cli import SCRIPT
+from tests.e2e.test_cli import SCRIPT, run as cli
 
 SECRET = "simulated-client-secret-0123456789"
 
@@ -86,3 +86,8 @@ async def test_simulate_serve_provider_once_lives_a_whole_life_in_one_command(tm
     assert not re.search(r"sk_[A-Za-z0-9_-]{20}", out)
     assert (tmp_path / "cache" / "marketplace-provider" / "simulator-key.pem").stat().st_mode & 0o077 == 0
     assert list(tmp_path.glob("*.db")) == []  # its database lived in a temporary directory
+
+
+def test_an_unknown_flow_exits_2_with_one_line() -> None:
+    done = cli("simulate", "run", "dance")
+    assert done.returncode == 2 and done.stderr.count("\n") == 1 and "unknown flow 'dance'" in done.stderr

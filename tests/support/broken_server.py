@@ -62,9 +62,13 @@ class BrokenServer:
             return await _answer(send, 200, b'{"received": true}')
         if body and not _is_json(body):
             return await _answer(send, 500, b"Internal Server Error", b"text/plain")
-        kept = [(k, v) for k, v in scope["headers"] if not (k.lower() == b"idempotency-key" and PROVISION.match(path))]
-        kept = [(k, self._reauthorized(v.decode("latin-1"), path).encode("latin-1") if k.lower() == b"authorization" else v)
-                for k, v in kept]
+        kept = []
+        for name, value in scope["headers"]:
+            if name.lower() == b"idempotency-key" and PROVISION.match(path):
+                continue
+            if name.lower() == b"authorization":
+                value = self._reauthorized(value.decode("latin-1"), path).encode("latin-1")
+            kept.append((name, value))
         await self.app({**scope, "headers": kept}, _replay(body, receive), send)
 
     def _reauthorized(self, header: str, path: str) -> str:
