@@ -1,6 +1,6 @@
 """How Get Resource scales with the number of stored resources, on PostgreSQL.
 
-Stores resources through the real adapter, then bulk-fills the table to each size with SQL, and times
+Stores resources through the real adapter, then bulk-fills the table to each size with SQL (bench/growth.py), and times
 `resources.get` (one unit of work, as a Partner API call does) for resources spread over the table.
 Prints mean latency per size and the ratio to the smallest size: flat means close to 1.0.
 
@@ -20,8 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import asyncpg  # noqa: E402
-
+from bench.growth import fill  # noqa: E402
 from marketplace_provider.adapters.cipher import generate_key_text  # noqa: E402
 from marketplace_provider.config.settings import load_settings  # noqa: E402
 from marketplace_provider.entrypoints.containers import container_for, resolved  # noqa: E402
@@ -30,28 +29,6 @@ from marketplace_provider.domain.resources import Resource, ResourceStatus, Secr
 from tests.support.postgres import scratch_database  # noqa: E402
 
 INSTALLATIONS = 1000
-
-
-async def fill(dsn: str, target: int) -> None:
-    """Bulk rows (their secrets never opened) spread over INSTALLATIONS installations."""
-    connection = await asyncpg.connect(dsn)
-    try:
-        have = await connection.fetchval("SELECT count(*) FROM resources")
-        await connection.execute(
-            """
-            INSERT INTO resources (id, installation_id, product_id, name, metadata, billing_plan_id, status,
-                                   secrets_sealed, secrets_key_id, created_at, updated_at)
-            SELECT 'res_bulk_' || g, 'icfg_bench_' || (g % $2), 'acme-kv', 'bulk', '{}', 'free', 'ready',
-                   '\\x00', 'bench', now(), now()
-            FROM generate_series($1::bigint, $3::bigint - 1) AS g
-            """,
-            have,
-            INSTALLATIONS,
-            target,
-        )
-        await connection.execute("ANALYZE resources")
-    finally:
-        await connection.close()
 
 
 async def main() -> None:
@@ -91,9 +68,7 @@ async def main() -> None:
             await uow.commit()
         results: list[tuple[int, float]] = []
         for size in sizes:
-            fill_started = time.perf_counter()
-            await fill(dsn, size)
-            filled = time.perf_counter() - fill_started
+            filled = await fill(dsn, size)
             timings = []
             for i in range(args.reads):
                 iid, rid = probes[i % len(probes)]

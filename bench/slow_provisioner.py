@@ -14,27 +14,21 @@ import asyncio
 import os
 import random
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import aiohttp  # noqa: E402
 
+from bench.server import Vercel, backend_server, vercel  # noqa: E402
 from marketplace_provider.adapters.example_provisioner import ExampleProvisioner  # noqa: E402
-from marketplace_provider.ports.provisioner import Provisioned, ResourceDraft  # noqa: E402
-from tests.e2e.test_cli import free_port  # noqa: E402
-from tests.http.conftest import Installation, new_installation_id, upsert_body  # noqa: E402
 from marketplace_provider.adapters.simulator.client import Api  # noqa: E402
-from marketplace_provider.adapters.simulator.vercel_api import FakeVercel  # noqa: E402
-from tests.support.postgres import scratch_database  # noqa: E402
-from marketplace_provider.adapters.simulator.tokens import AUDIENCE, TokenKit  # noqa: E402
-
-SCRIPT = str(Path(sys.executable).parent / "marketplace-provider")
+from marketplace_provider.adapters.simulator.tokens import TokenKit  # noqa: E402
+from marketplace_provider.ports.provisioner import Provisioned, ResourceDraft  # noqa: E402
+from tests.http.conftest import Installation, new_installation_id, upsert_body  # noqa: E402
 
 
 class SlowProvisioner(ExampleProvisioner):
@@ -80,35 +74,20 @@ async def load(
     return latencies, errors
 
 
-async def run(backend: str, env: dict[str, str], kit: TokenKit, args: argparse.Namespace, workdir: Path) -> None:
-    port = free_port()
-    log = (workdir / f"serve-{backend}.log").open("w")
-    if backend == "postgres":
-        subprocess.run([SCRIPT, "migrate"], env=env, check=True, capture_output=True, timeout=60)
-    server = subprocess.Popen([SCRIPT, "serve", "--port", str(port)], env=env, cwd=ROOT, stdout=log, stderr=log)
-    try:
+async def run(backend: str, side: Vercel, args: argparse.Namespace, workdir: Path) -> None:
+    extra = {"PROVISIONER": "bench.slow_provisioner:SlowProvisioner", "SLOW_PROVISION_SECONDS": str(args.provision_seconds)}
+    async with backend_server(backend, side, workdir, "WARNING", worker=True, extra=extra) as (server, _):
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=args.clients + 10)) as session:
-            api = Api(f"http://127.0.0.1:{port}", session)
-            for _ in range(300):
-                try:
-                    if (await api.get("/readyz")).status == 200:
-                        break
-                except aiohttp.ClientError:
-                    pass
-                await asyncio.sleep(0.1)
+            api = Api(server.url, session)
             installations = []
             for _ in range(args.clients):
-                installed = Installation(new_installation_id(), api, kit)
+                installed = Installation(new_installation_id(), api, side.kit)
                 assert (await installed.upsert()).status == 204
                 created = await installed.provision()
                 assert created.status == 200, created.body
                 installations.append((installed, created.json["id"]))
             for pace in args.pace:
-                await phases(api, kit, installations, backend, args, pace)
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-        log.close()
+                await phases(api, side.kit, installations, backend, args, pace)
 
 
 async def phases(
@@ -149,31 +128,11 @@ async def main() -> None:
         help="pause of each client between requests; 0 saturates the server (default: 0.5 then 0)",
     )
     args = parser.parse_args()
-    fake = FakeVercel()
-    await fake.start()
-    try:
-        async with TokenKit() as kit:
-            base = {
-                **os.environ,
-                "INTEGRATION_CLIENT_ID": AUDIENCE,
-                "VERCEL_OIDC_JWKS_URL": kit.jwks_url,
-                "VERCEL_API_URL": fake.url,
-                "PROVISIONER": "bench.slow_provisioner:SlowProvisioner",
-                "SLOW_PROVISION_SECONDS": str(args.provision_seconds),
-                "LOG_LEVEL": "WARNING",
-            }
-            print(f"{args.clients} clients, {args.seconds} s per phase, a provisioner taking {args.provision_seconds} s")
-            with tempfile.TemporaryDirectory() as tmp:
-                workdir = Path(tmp)
-                sqlite = {**base, "STORAGE_BACKEND": "sqlite", "DATABASE_URL": str(workdir / "bench.db"), "SECRETS_KEY": ""}
-                await run("sqlite", sqlite, kit, args, workdir)
-                async with scratch_database() as dsn:
-                    from marketplace_provider.adapters.cipher import generate_key_text
-
-                    postgres = {**base, "STORAGE_BACKEND": "postgres", "DATABASE_URL": dsn, "SECRETS_KEY": generate_key_text()}
-                    await run("postgres", postgres, kit, args, workdir)
-    finally:
-        await fake.stop()
+    print(f"{args.clients} clients, {args.seconds} s per phase, a provisioner taking {args.provision_seconds} s")
+    async with vercel() as side:
+        with tempfile.TemporaryDirectory() as tmp:
+            for backend in ("sqlite", "postgres"):
+                await run(backend, side, args, Path(tmp))
 
 
 if __name__ == "__main__":
