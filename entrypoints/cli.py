@@ -31,6 +31,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
     from marketplace_provider.entrypoints.containers import container_for, preflight
+    from marketplace_provider.entrypoints.http import server_options
 
     if args.no_worker:
         settings = msgspec.structs.replace(settings, serve_worker=False)
@@ -50,12 +51,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     uvicorn.run(
         "marketplace_provider.entrypoints.http:app_from_env",
         factory=True,
-        host=args.host,
-        port=args.port,
-        workers=args.workers,
-        log_level=settings.log_level.lower(),
-        access_log=False,  # access lines would carry query strings; our own logs say what matters
-        timeout_graceful_shutdown=30,
+        **server_options(host=args.host, port=args.port, workers=args.workers, log_level=settings.log_level.lower()),
     )
     return 0
 

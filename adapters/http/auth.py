@@ -6,7 +6,7 @@ import hashlib
 import re
 
 from litestar import Request
-from litestar.datastructures import State
+from litestar.di import NamedDependency
 
 from marketplace_provider.domain.errors import Invalid, Unauthenticated
 from marketplace_provider.domain.roles import Caller
@@ -29,13 +29,13 @@ def bearer_token(request: Request) -> str:
     return token
 
 
-async def provide_caller(request: Request, state: State) -> Caller:
+async def provide_caller(request: Request) -> Caller:
     """Verify the token, check that X-Vercel-Auth (when sent) agrees with it, then check path ids.
 
     The style is taken from the signed claims, never from the unsigned header alone; a header that
     disagrees with the token is refused.
     """
-    verifier: TokenVerifier = state.token_verifier
+    verifier: TokenVerifier = request.app.state.token_verifier
     caller = await verifier.verify(bearer_token(request))
     declared = request.headers.get("x-vercel-auth")
     if declared is not None and declared.strip().lower() != caller.style.value:
@@ -48,8 +48,10 @@ async def provide_caller(request: Request, state: State) -> Caller:
     return caller
 
 
-async def provide_request_key(request: Request) -> RequestKey | None:
-    """The Idempotency-Key with a digest of what it was sent with, so a reused key is told apart."""
+async def provide_request_key(request: Request, caller: NamedDependency[Caller]) -> RequestKey | None:
+    """The Idempotency-Key with a digest of what it was sent with, so a reused key is told apart.
+
+    Taken after the caller (app.py says why): a bad token is a 401 whatever the key."""
     value = request.headers.get("idempotency-key")
     if value is None:
         return None

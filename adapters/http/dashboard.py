@@ -12,8 +12,11 @@ from urllib.parse import unquote, urlsplit
 
 import msgspec
 from litestar import Request, Response, Router, get, post
-from litestar.datastructures import Cookie, State
+from litestar.config.csrf import CSRFConfig
+from litestar.datastructures import Cookie
 from litestar.di import NamedDependency, Provide
+from litestar.middleware import DefineMiddleware
+from litestar.middleware.csrf import CSRFMiddleware
 from litestar.params import FromPath, FromQuery, QueryParameter, URLEncodedBody
 from litestar.response import Redirect, Template
 
@@ -86,23 +89,23 @@ def own_path(url: str | None, browser: Browser) -> str | None:
     return path + (f"?{parts.query}" if parts.query else "")
 
 
-# ---------------------------------------------------------------- dependencies
+# ---------------------------------------------------------------- dependencies (written as app.py says why)
 
 
-def _browser(state: State) -> Browser:
-    return state.runtime.browser
+def _browser(request: Request) -> Browser:
+    return request.app.state.runtime.browser
 
 
-def _sign_in(state: State) -> SignIn:
-    return state.runtime.sign_in
+def _sign_in(request: Request) -> SignIn:
+    return request.app.state.runtime.sign_in
 
 
-def _dashboard(state: State) -> Dashboard:
-    return state.runtime.dashboard
+def _dashboard(request: Request, session: NamedDependency[Session]) -> Dashboard:
+    return request.app.state.runtime.dashboard  # after the session, not beside it
 
 
-async def _session(request: Request, state: State) -> Session:
-    return await state.runtime.sign_in.current(request.cookies.get(SESSION_COOKIE))
+async def _session(request: Request) -> Session:
+    return await request.app.state.runtime.sign_in.current(request.cookies.get(SESSION_COOKIE))
 
 
 # ---------------------------------------------------------------- pages
@@ -296,14 +299,23 @@ DASHBOARD_DEPENDENCIES = {
 }
 BROWSER_ERRORS = {DomainError: error_page}
 
-dashboard_router = Router(
-    path="/dashboard",
-    route_handlers=[overview, resource, billing, invoice, usage, events, support, onboarding, secrets_page, check,
-                    set_notification, clear_notification, rotate, change_plan, sign_out, signed_out],
-    dependencies=DASHBOARD_DEPENDENCIES,
-    exception_handlers=BROWSER_ERRORS,
-    include_in_schema=False,
-)
+
+
+def dashboard_router(csrf: CSRFConfig) -> Router:
+    """The pages and their forms, behind the CSRF middleware: the only routes a browser's cookies reach.
+
+    On this router rather than the app, where Litestar would wrap every Partner API call in it, excluded or not."""
+    return Router(
+        path="/dashboard",
+        route_handlers=[overview, resource, billing, invoice, usage, events, support, onboarding, secrets_page, check,
+                        set_notification, clear_notification, rotate, change_plan, sign_out, signed_out],
+        dependencies=DASHBOARD_DEPENDENCIES,
+        exception_handlers=BROWSER_ERRORS,
+        middleware=[DefineMiddleware(CSRFMiddleware, config=csrf)],
+        include_in_schema=False,
+    )
+
+
 callback_router = Router(
     path="/", route_handlers=[callback], dependencies=DASHBOARD_DEPENDENCIES, exception_handlers=BROWSER_ERRORS
 )

@@ -11,7 +11,6 @@ import logging
 
 from litestar import MediaType, Request, Response, post
 from litestar.background_tasks import BackgroundTask
-from litestar.datastructures import State
 from litestar.di import NamedDependency
 
 from marketplace_provider.adapters.http.schemas import ErrorBody, Wire
@@ -52,9 +51,9 @@ async def _apply_after_answer(webhooks: Webhooks, event_id: str) -> None:
     status_code=200,
     responses={},
 )
-async def receive_webhook(request: Request, state: State, webhooks: NamedDependency[Webhooks]) -> Response[Received | ErrorBody]:
+async def receive_webhook(request: Request, webhooks: NamedDependency[Webhooks]) -> Response[Received | ErrorBody]:
     body = await request.body()
-    if not signature_matches(state.runtime.webhook_secret, body, request.headers.get(SIGNATURE_HEADER)):
+    if not signature_matches(request.app.state.runtime.webhook_secret, body, request.headers.get(SIGNATURE_HEADER)):
         log.warning("webhook refused: missing or wrong signature")
         return Response(
             ErrorBody.of("invalid_signature", "signature didn't match"), status_code=403, media_type=MediaType.JSON
