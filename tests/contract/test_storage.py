@@ -660,6 +660,62 @@ async def test_postgres_lookups_of_different_keys_do_not_wait(postgres_storage: 
     await asyncio.gather(first(), second())
 
 
+async def test_postgres_a_read_is_one_statement(postgres_dsn: str, cipher) -> None:
+    """No BEGIN, ROLLBACK or reset query around reads; a transaction only from the first write (issue 13)."""
+    storage = await PostgresStorage.open(postgres_dsn, cipher, min_size=1, max_size=1)
+    try:
+        installation = await new_installation(storage)
+        sent: list[str] = []
+        async with storage.pool.acquire() as conn:  # the pool's only connection: every unit of work below uses it
+            conn.add_query_logger(lambda logged: sent.append(logged.query.split()[0].rstrip(";")))
+        async with storage.unit_of_work() as uow:
+            assert await uow.installations.get(installation.id) == installation
+            assert await uow.resources.get(installation.id, uid("res")) is None
+        assert sent == ["SELECT", "SELECT"]
+        sent.clear()
+        async with storage.unit_of_work() as uow:
+            await uow.installations.get(installation.id)
+            await uow.resources.add(a_resource(installation.id))
+            await uow.commit()
+        assert sent == ["SELECT", "BEGIN", "INSERT", "COMMIT"]
+        sent.clear()
+        async with storage.unit_of_work() as uow:  # not committed: rolled back
+            await uow.resources.add(a_resource(installation.id))
+        assert sent == ["BEGIN", "INSERT", "ROLLBACK"]
+    finally:
+        await storage.close()
+
+
+async def test_postgres_units_of_work_wait_their_turn(postgres_dsn: str, cipher) -> None:
+    """Units of work get connections first come, first served: between asking and getting one, a unit of work lets
+    through at most the 15 others that asked before it (asyncpg's pool alone hands a freed connection to whoever asks
+    next, asyncpg#1247: there some unit of work watched 28 to 53 others go first)."""
+    storage = await PostgresStorage.open(postgres_dsn, cipher, min_size=2, max_size=2)
+    try:
+        events: list[tuple[str, int]] = []
+
+        async def task(name: int) -> None:
+            for _ in range(20):
+                events.append(("ask", name))
+                async with storage.unit_of_work() as uow:
+                    events.append(("got", name))
+                    await uow.installations.get("icfg_none")
+
+        await asyncio.gather(*(task(name) for name in range(16)))
+        asked_at: dict[int, int] = {}
+        passed_over: list[int] = []
+        for index, (what, name) in enumerate(events):
+            if what == "ask":
+                asked_at[name] = index
+            else:
+                between = events[asked_at[name] + 1 : index]
+                passed_over.append(sum(1 for other in between if other[0] == "got"))
+        assert len(passed_over) == 16 * 20
+        assert max(passed_over) <= 15, sorted(passed_over)[-5:]
+    finally:
+        await storage.close()
+
+
 async def test_postgres_unreachable_is_unavailable(cipher) -> None:
     with pytest.raises(Unavailable):
         await PostgresStorage.open("postgresql://postgres@127.0.0.1:1/nothing", cipher)
