@@ -23,25 +23,20 @@ import msgspec
 from msgspec import UNSET, UnsetType
 from yarl import URL
 
-from marketplace_provider.domain.billing import (
-    AccountInfo,
-    BillingData,
-    BillingItem,
+from marketplace_provider.domain.balances import PrepaymentBalance
+from marketplace_provider.domain.billing_data import BillingData, BillingItem, Discount
+from marketplace_provider.domain.experimentation import ExperimentationConfig, ExperimentationItem
+from marketplace_provider.domain.invoice_requests import InvoiceRequest, SubmittedInvoice
+from marketplace_provider.domain.members import AccountInfo, MemberInfo
+from marketplace_provider.domain.periods import Period
+from marketplace_provider.domain.sso import SsoTokens
+from marketplace_provider.domain.updates import (
     Clear,
-    Discount,
-    ExperimentationConfig,
-    ExperimentationItem,
     ImportedResource,
     InstallationEvent,
     InstallationUpdate,
-    InvoiceRequest,
-    MemberInfo,
-    Period,
-    PrepaymentBalance,
     ResourceEvent,
     ResourceUpdate,
-    SsoTokens,
-    SubmittedInvoice,
 )
 from marketplace_provider.domain.errors import Unavailable
 from marketplace_provider.domain.installations import Contact, Installation

@@ -1,12 +1,17 @@
-"""Invoices Vercel sends on our behalf, and the state machine their lifecycle follows (billing.md 3.3)."""
+"""Invoices Vercel sends on our behalf, the state machine their lifecycle follows (billing.md 3.3), and what
+an installation is shown about them."""
 
 from __future__ import annotations
 
 import enum
-from datetime import datetime
+from datetime import UTC, datetime
 
 import msgspec
 from msgspec.structs import replace
+
+from marketplace_provider.domain.notifications import Level, Notification
+
+NEVER = datetime.min.replace(tzinfo=UTC)  # the last change of an invoice first heard of: any event is newer
 
 
 class InvoiceState(enum.Enum):
@@ -64,6 +69,41 @@ class Invoice(msgspec.Struct, frozen=True, kw_only=True):
     refund_reason: str | None = None
 
 
+    @classmethod
+    def first_heard(cls, invoice_id: str, installation_id: str) -> Invoice:
+        """An invoice we hear of for the first time, before its first event moves it."""
+        return cls(id=invoice_id, installation_id=installation_id, state=InvoiceState.PENDING, updated_at=NEVER)
+
+    def with_details(self, notice: InvoiceNotice, event: InvoiceEvent) -> Invoice:
+        """Fill in what a notice tells about the invoice; facts already known are kept (a refund's amount and
+        reason are the refund event's)."""
+        invoice = replace(
+            self,
+            external_id=self.external_id or notice.external_id,
+            period_start=self.period_start or notice.period_start,
+            period_end=self.period_end or notice.period_end,
+            total=self.total or notice.total,
+            test=self.test or notice.test,
+        )
+        if event is InvoiceEvent.REFUNDED:
+            invoice = replace(invoice, refund_total=notice.refund_amount, refund_reason=notice.refund_reason)
+        return invoice
+
+
+class InvoiceNotice(msgspec.Struct, frozen=True, kw_only=True):
+    """What an invoice event says about one invoice (refunded carries amount and reason instead of totals)."""
+
+    invoice_id: str
+    external_id: str | None = None
+    period_start: datetime | None = None
+    period_end: datetime | None = None
+    invoice_date: datetime | None = None
+    total: str | None = None
+    refund_amount: str | None = None
+    refund_reason: str | None = None
+    test: bool = False
+
+
 class InvoiceTransition(msgspec.Struct, frozen=True, kw_only=True):
     """One state change, kept in order for the invoice's history."""
 
@@ -99,6 +139,31 @@ def take(invoice: Invoice, event: InvoiceEvent, at: datetime) -> Invoice:
     return replace(moved, notices=moved.notices + 1)
 
 
+def take_notice(
+    known: Invoice | None,
+    installation_id: str,
+    notice: InvoiceNotice,
+    event: InvoiceEvent,
+    at: datetime,
+    webhook_event_id: str | None = None,
+) -> tuple[Invoice, InvoiceTransition | None]:
+    """The invoice after one Vercel event about it (`known`: as we had it, None when first heard of), and the
+    transition to keep in its history: None when its state did not move (a stale or repeated event)."""
+    before = known or Invoice.first_heard(notice.invoice_id, installation_id)
+    after = take(before.with_details(notice, event), event, at)
+    if known is not None and after.state is before.state:
+        return after, None
+    transition = InvoiceTransition(
+        invoice_id=after.id,
+        event=event,
+        from_state=known.state if known else None,
+        to_state=after.state,
+        happened_at=at,
+        webhook_event_id=webhook_event_id,
+    )
+    return after, transition
+
+
 def unpaid(state: InvoiceState) -> bool:
     """Resources are suspended while an invoice is in one of these states."""
     return state in (S.NOTPAID, S.OVERDUE)
@@ -118,3 +183,34 @@ class InvoiceSnapshot(msgspec.Struct, frozen=True, kw_only=True):
     total: str
     items: tuple[InvoiceItem, ...] = ()
     test: bool = False
+
+
+# ---------------------------------------------------------------- what the installation is shown
+
+
+def unpaid_notice(owing: list[Invoice], href: str) -> Notification:
+    """Resources are suspended while these invoices are unpaid: the worst one (overdue first, then the most
+    failed attempts) is named, with a link (`href`) to where the payment method is updated."""
+    worst = max(owing, key=lambda i: (i.state is InvoiceState.OVERDUE, i.failed_attempts))
+    label = worst.external_id or worst.id
+    amount = f" ({worst.total} USD)" if worst.total else ""
+    if worst.state is InvoiceState.OVERDUE:
+        title = "Invoice overdue: resources suspended"
+        message = f"Invoice {label}{amount} is overdue after {worst.failed_attempts} failed payment attempt(s)."
+    else:
+        title = "Payment failed: resources suspended"
+        message = f"Payment attempt {worst.failed_attempts} for invoice {label}{amount} failed."
+    more = f" {len(owing) - 1} other invoice(s) are unpaid too." if len(owing) > 1 else ""
+    return Notification(
+        level=Level.ERROR,
+        title=title,
+        message=f"{message}{more} Update the payment method to resume them.",
+        href=href,
+    )
+
+
+def refund_notice(invoice: Invoice) -> Notification:
+    amount = f"{invoice.refund_total} USD" if invoice.refund_total else "A refund"
+    reason = f": {invoice.refund_reason}" if invoice.refund_reason else ""
+    label = invoice.external_id or invoice.id
+    return Notification(level=Level.INFO, title="Invoice refunded", message=f"{amount} of invoice {label} was refunded{reason}.")

@@ -13,9 +13,11 @@ from typing import ClassVar
 
 import msgspec
 
-from marketplace_provider.domain.billing import (
-    BillingData, ExperimentationItem, ImportedResource, InvoiceRequest, PrepaymentBalance,
-)
+from marketplace_provider.domain.balances import PrepaymentBalance
+from marketplace_provider.domain.billing_data import BillingData
+from marketplace_provider.domain.experimentation import ExperimentationItem
+from marketplace_provider.domain.invoice_requests import InvoiceRequest
+from marketplace_provider.domain.updates import ImportedResource
 from marketplace_provider.domain.errors import Invalid
 from marketplace_provider.domain.notifications import Notification
 from marketplace_provider.domain.resources import Resource, ResourceStatus, Secret

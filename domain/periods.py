@@ -1,10 +1,29 @@
-"""Billing calendar: UTC calendar months as billing periods, and the keys that make each job run once."""
+"""Billing calendar: periods, UTC calendar months as billing periods, and the keys that make each job run once."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from marketplace_provider.domain.billing import Period
+import msgspec
+
+from marketplace_provider.domain.errors import Invalid
+from marketplace_provider.domain.fields import require_aware
+
+
+class Period(msgspec.Struct, frozen=True):
+    """A billing period; start strictly before end, both with a time zone."""
+
+    start: datetime
+    end: datetime
+
+    def __post_init__(self) -> None:
+        require_aware(self.start, "period.start")
+        require_aware(self.end, "period.end")
+        if not self.start < self.end:
+            raise Invalid.field("period", "start must come before end")
+
+    def contains(self, moment: datetime) -> bool:
+        return self.start <= moment <= self.end
 
 
 def billing_month(moment: datetime) -> Period:

@@ -111,3 +111,18 @@ class Session(msgspec.Struct, frozen=True, kw_only=True):
 
 def session_hash(session_id: str) -> bytes:
     return hashlib.sha256(session_id.encode()).digest()
+
+
+class SsoTokens(msgspec.Struct, frozen=True, kw_only=True):
+    """The SSO code exchange's answer. Verify id_token like any user token; never store it."""
+
+    id_token: str
+    access_token: str | None = None
+    token_type: str | None = None
+    expires_in: int | None = None
+    refresh_token: str | None = None
+
+    def __repr__(self) -> str:  # no token reaches a log line
+        return f"SsoTokens(token_type={self.token_type!r}, expires_in={self.expires_in!r}, tokens=<redacted>)"
+
+    __str__ = __repr__

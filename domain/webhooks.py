@@ -1,8 +1,10 @@
 """Webhook events Vercel sends us (webhooks.md): the envelope, which installation an event concerns, and the
-invoice notices among them. Parsing only; what each event does is in domain/services/webhooks.py."""
+invoice notices among them. The wire format (JSON) is read by the HTTP adapter (adapters/http/webhooks.py), which
+hands over typed values; what each event does is in domain/services/webhooks.py."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -10,7 +12,7 @@ from typing import Any
 import msgspec
 
 from marketplace_provider.domain.errors import Invalid
-from marketplace_provider.domain.invoices import InvoiceEvent
+from marketplace_provider.domain.invoices import InvoiceEvent, InvoiceNotice
 
 ID_MAX = 256
 
@@ -27,7 +29,8 @@ MEMBER_CHANGED = "marketplace.member.changed"
 
 
 class StoredEvent(msgspec.Struct, frozen=True, kw_only=True):
-    """A verified delivery, kept raw (the inbox) until it was applied."""
+    """A verified delivery, kept raw (the inbox) until it was applied. `body` is the delivery as it came; the
+    domain reads its payload only through a `ReadPayload` given by the composition root."""
 
     id: str
     type: str
@@ -40,41 +43,37 @@ class StoredEvent(msgspec.Struct, frozen=True, kw_only=True):
     error: str | None = None  # why applying it failed or did nothing, for the event log
 
 
-class _Envelope(msgspec.Struct, kw_only=True, rename="camel"):
-    id: str
-    type: str
-    created_at: int | float  # milliseconds since the epoch
-    payload: dict[str, Any] = {}
+# The payload of a stored delivery, read from its raw body by the adapter that owns the wire format.
+ReadPayload = Callable[[bytes], dict[str, Any]]
 
 
-def parse_event(body: bytes, received_at: datetime) -> StoredEvent:
-    """The envelope of a verified body; Invalid naming the problem when it is not one."""
-    try:
-        envelope = msgspec.json.decode(body, type=_Envelope)
-    except msgspec.ValidationError as exc:
-        raise Invalid(f"not a webhook event: {exc}") from None
-    except msgspec.DecodeError:
-        raise Invalid("the body is not valid JSON") from None
-    if not envelope.id.strip() or len(envelope.id) > ID_MAX:
+def new_event(
+    *,
+    event_id: str,
+    event_type: str,
+    created_at_ms: int | float,
+    payload: dict[str, Any],
+    body: bytes,
+    received_at: datetime,
+) -> StoredEvent:
+    """A verified delivery as the inbox keeps it (`body` as it came, `payload` its decoded content); Invalid
+    naming the field when the envelope is not one of Vercel's."""
+    if not event_id.strip() or len(event_id) > ID_MAX:
         raise Invalid.field("id", "must be the event id")
-    if not envelope.type.strip() or len(envelope.type) > ID_MAX:
+    if not event_type.strip() or len(event_type) > ID_MAX:
         raise Invalid.field("type", "must be the event type")
     try:
-        created_at = datetime.fromtimestamp(envelope.created_at / 1000, UTC)
+        created_at = datetime.fromtimestamp(created_at_ms / 1000, UTC)
     except (OverflowError, OSError, ValueError):
         raise Invalid.field("createdAt", "must be a time in milliseconds since the epoch") from None
     return StoredEvent(
-        id=envelope.id,
-        type=envelope.type,
-        installation_id=installation_of(envelope.payload),
+        id=event_id,
+        type=event_type,
+        installation_id=installation_of(payload),
         created_at=created_at,
         body=body,
         received_at=received_at,
     )
-
-
-def payload_of(event: StoredEvent) -> dict[str, Any]:
-    return msgspec.json.decode(event.body, type=_Envelope).payload
 
 
 def _text(value: object) -> str | None:
@@ -96,20 +95,6 @@ def installation_of(payload: dict[str, Any]) -> str | None:
             if found := _text(first):
                 return found
     return None
-
-
-class InvoiceNotice(msgspec.Struct, frozen=True, kw_only=True):
-    """What an invoice event says about one invoice (refunded carries amount and reason instead of totals)."""
-
-    invoice_id: str
-    external_id: str | None = None
-    period_start: datetime | None = None
-    period_end: datetime | None = None
-    invoice_date: datetime | None = None
-    total: str | None = None
-    refund_amount: str | None = None
-    refund_reason: str | None = None
-    test: bool = False
 
 
 def _moment(value: object) -> datetime | None:
@@ -151,3 +136,9 @@ def invoice_notice(payload: dict[str, Any]) -> InvoiceNotice:
         refund_reason=_text(payload.get("reason")),
         test=payload.get("test") is True,
     )
+
+
+def changed_member(payload: dict[str, Any]) -> str | None:
+    """The member whose role changed (or who left) in a marketplace.member.changed event; None when unnamed."""
+    member_id = payload.get("memberId")
+    return member_id if isinstance(member_id, str) and member_id else None

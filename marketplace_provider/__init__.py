@@ -30,8 +30,8 @@ _PUBLIC = {
     "connect": "marketplace_provider.entrypoints.provider",
     "Marketplace": "marketplace_provider.entrypoints.provider",
     "ResourceImport": "marketplace_provider.domain.services.resource_actions",
-    "ExperimentationItem": "marketplace_provider.domain.billing",
-    "Ownership": "marketplace_provider.domain.billing",
+    "ExperimentationItem": "marketplace_provider.domain.experimentation",
+    "Ownership": "marketplace_provider.domain.updates",
     "Level": "marketplace_provider.domain.notifications",
     "Notification": "marketplace_provider.domain.notifications",
     "ResourceStatus": "marketplace_provider.domain.resources",
@@ -47,7 +47,8 @@ __all__ = sorted(_PUBLIC)
 
 if TYPE_CHECKING:
     from marketplace_provider.config.settings import ConfigError, Settings, load_settings
-    from marketplace_provider.domain.billing import ExperimentationItem, Ownership
+    from marketplace_provider.domain.experimentation import ExperimentationItem
+    from marketplace_provider.domain.updates import Ownership
     from marketplace_provider.domain.notifications import Level, Notification
     from marketplace_provider.domain.resources import ResourceStatus, Secret
     from marketplace_provider.domain.services.resource_actions import ResourceImport

@@ -1,13 +1,12 @@
+"""The time, for every rule that depends on it (real: adapters/clock.py; tests set it)."""
+
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Protocol
 
 
 class Clock(Protocol):
-    def now(self) -> datetime: ...
-
-
-class SystemClock:
     def now(self) -> datetime:
-        return datetime.now(UTC)
+        """The current moment, with a time zone."""
+        ...

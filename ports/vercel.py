@@ -14,21 +14,18 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Protocol
 
-from marketplace_provider.domain.billing import (
-    AccountInfo,
-    BillingData,
-    ExperimentationConfig,
-    ExperimentationItem,
+from marketplace_provider.domain.balances import PrepaymentBalance
+from marketplace_provider.domain.billing_data import BillingData
+from marketplace_provider.domain.experimentation import ExperimentationConfig, ExperimentationItem
+from marketplace_provider.domain.invoice_requests import InvoiceRequest, SubmittedInvoice
+from marketplace_provider.domain.members import AccountInfo, MemberInfo
+from marketplace_provider.domain.sso import SsoTokens
+from marketplace_provider.domain.updates import (
     ImportedResource,
     InstallationEvent,
     InstallationUpdate,
-    InvoiceRequest,
-    MemberInfo,
-    PrepaymentBalance,
     ResourceEvent,
     ResourceUpdate,
-    SsoTokens,
-    SubmittedInvoice,
 )
 from marketplace_provider.domain.errors import Unavailable
 from marketplace_provider.domain.installations import Installation

@@ -18,8 +18,8 @@ from importlib import resources
 import asyncpg
 
 # Two-int advisory lock key (classid, objid), a key space apart from the one-bigint keys of the replies
-# lock. Classid 0x6D70 is the migrations'; adapters/storage/postgres.py uses 0x6D71 for balances,
-# 0x6D72 for outbox claims and 0x6D73 for holding an installation's webhook events.
+# lock. Classid 0x6D70 is the migrations'; 0x6D71 holds balances (adapters/storage/sql_repositories.py),
+# 0x6D72 outbox claims and 0x6D73 an installation's webhook events (sql_queues.py).
 MIGRATION_LOCK = (0x6D70, 0)
 
 _VERSION = re.compile(r"\d{4}_[a-z0-9_]+")

@@ -1,8 +1,9 @@
-"""Rows <-> domain objects, shared by the SQL backends (adapters/storage/sqlite.py, postgres.py).
+"""Rows <-> domain objects, shared by the SQL backends (adapters/storage/sql_repositories.py, sql_queues.py).
 
 The column layout, the sealing of secrets with the cipher (the associated data binds each ciphertext to
 its row) and the conversion into domain Structs are the same in both; only how a backend stores JSON and
-time values differs, which each one passes to its `RowCodec`. SQL and connections stay in the adapters.
+time values differs, which its dialect (dialects.py) gives its `RowCodec`. SQL and connections stay in the
+repositories and the backends.
 """
 
 from __future__ import annotations
@@ -265,19 +266,11 @@ def open_reply(
 # Start-up key check
 
 
-# (table, key id column, sealed column, columns of the associated data): what verify_keys() samples
+# (table, key id column, sealed column, columns of the associated data): what verify_stored_keys() samples
+# (sql_unit_of_work.py)
 SEALED = (
     ("installations", "access_token_key_id", "access_token_sealed", ("id",)),
     ("resources", "secrets_key_id", "secrets_sealed", ("id",)),
     ("replies", "result_key_id", "result_sealed", ("installation_id", "key")),
     ("outbox", "secret_key_id", "secret_sealed", ("id",)),
 )
-
-
-def key_ids_in_use(table: str, column: str) -> str:
-    """The distinct key ids of a column, one index probe each (a skip scan), however many rows there are."""
-    return (
-        f"WITH RECURSIVE k (id) AS (SELECT min({column}) FROM {table} UNION ALL "
-        f"SELECT (SELECT min({column}) FROM {table} WHERE {column} > k.id) FROM k WHERE k.id IS NOT NULL) "
-        "SELECT id FROM k WHERE id IS NOT NULL"
-    )

@@ -5,7 +5,6 @@ the outbox."""
 from __future__ import annotations
 
 import msgspec
-from msgspec.structs import replace
 
 from marketplace_provider.domain.errors import Invalid, NotFound
 from marketplace_provider.domain.installations import Installation
@@ -20,7 +19,7 @@ from marketplace_provider.domain.services.common import Ports, active_installati
 from marketplace_provider.domain.services.notifications import show
 from marketplace_provider.domain.services.resource_actions import ResourceActions
 from marketplace_provider.domain.sso import Session
-from marketplace_provider.domain.webhooks import INVOICE_EVENTS, StoredEvent, payload_of
+from marketplace_provider.domain.webhooks import INVOICE_EVENTS, ReadPayload, StoredEvent
 from marketplace_provider.ports.provisioner import ResourceProvisioner
 from marketplace_provider.ports.usage import UsageReport, UsageSource
 
@@ -50,12 +49,19 @@ class InvoicePage(msgspec.Struct, frozen=True, kw_only=True):
 
 class Dashboard:
     def __init__(
-        self, ports: Ports, actions: ResourceActions, provisioner: ResourceProvisioner, usage: UsageSource
+        self,
+        ports: Ports,
+        actions: ResourceActions,
+        provisioner: ResourceProvisioner,
+        usage: UsageSource,
+        *,
+        read_payload: ReadPayload,
     ) -> None:
         self.ports = ports
         self.actions = actions
         self.provisioner = provisioner
         self.usage_source = usage
+        self.read_payload = read_payload  # to find the webhook deliveries about an invoice
 
     # ------------------------------------------------------------ pages
 
@@ -107,7 +113,9 @@ class Dashboard:
             history = await uow.invoices.transitions(invoice_id)
             events = await uow.webhook_events.list_for_installation(session.installation_id, EVENT_LOG_LENGTH)
         deliveries = sum(
-            e.delivery_count for e in events if e.type in INVOICE_EVENTS and payload_of(e).get("invoiceId") == invoice_id
+            e.delivery_count
+            for e in events
+            if e.type in INVOICE_EVENTS and self.read_payload(e.body).get("invoiceId") == invoice_id
         )
         return InvoicePage(invoice=invoice, history=history, deliveries=deliveries)
 
@@ -168,13 +176,14 @@ class Dashboard:
         if product is None:
             raise NotFound(f"product {before.product_id!r} is no longer sold")
         plan = choose_resource_plan(self.ports.catalog, product, plan_id)
-        if plan.id == before.billing_plan_id:
+        after = before.change_plan(plan, self.ports.clock.now())
+        if after is before:
             return
-        await self.provisioner.reconfigure(before, replace(before, billing_plan_id=plan.id))
+        await self.provisioner.reconfigure(before, after)
         async with self.ports.storage.unit_of_work() as uow:
             await active_installation(uow, session.installation_id)
             current = await live_resource(uow, session.installation_id, resource_id)  # whatever else changed meanwhile
             now = self.ports.clock.now()
-            await uow.resources.save(replace(current, billing_plan_id=plan.id, updated_at=now))
+            await uow.resources.save(current.change_plan(plan, now))
             await uow.outbox.add(current.installation_id, AnnounceChange(resource_id=current.id), now)
             await uow.commit()

@@ -8,18 +8,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from itertools import groupby
 
-from msgspec.structs import replace
-
-from marketplace_provider.domain.billing import (
-    CLEAR, ExperimentationItem, InstallationEvent, InstallationUpdate, ResourceEvent, ResourceUpdate,
+from marketplace_provider.domain.experimentation import ExperimentationItem
+from marketplace_provider.domain.updates import (
+    CLEAR,
+    InstallationEvent,
+    InstallationUpdate,
+    ResourceEvent,
+    ResourceUpdate,
 )
 from marketplace_provider.domain.errors import DomainError, Unavailable
-from marketplace_provider.domain.installations import Installation, Lifecycle
+from marketplace_provider.domain.installations import Installation
 from marketplace_provider.domain.outbox import (
     AnnounceChange,
     CreateExperimentationItems,
@@ -63,11 +65,13 @@ class Delivery:
         policy: RetryPolicy,
         *,
         provisioner: ResourceProvisioner,
+        jitter: Callable[[], float],
         lease_seconds: float = 300.0,
         installations_per_round: int = 32,
         per_installation: int = 20,
-        jitter: Callable[[], float] = random.random,
     ) -> None:
+        """`jitter` gives a number in [0, 1) that spreads the retries of many messages (the composition root
+        passes `random.random`; tests a constant)."""
         self.ports = ports
         self.vercel = vercel
         self.provisioner = provisioner
@@ -158,10 +162,11 @@ class Delivery:
     async def _finalized(self, uow: UnitOfWork, installation_id: str) -> None:
         """Vercel has the finalization: nothing more will be billed and the access token no longer works."""
         installation = await uow.installations.get(installation_id)
-        if installation is not None and installation.lifecycle is Lifecycle.PENDING_DELETION:
-            await uow.installations.save(
-                replace(installation, lifecycle=Lifecycle.FINALIZED, credentials=None, updated_at=self.ports.clock.now())
-            )
+        if installation is None:
+            return
+        finalized = installation.finalize(self.ports.clock.now())
+        if finalized is not installation:
+            await uow.installations.save(finalized)
 
     async def _tell_provisioner(self, message: ReconfigureResource | ReleaseResource) -> None:
         """Outside any transaction, like every call to the integrator's code; a failure is retried like Vercel's."""

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from marketplace_provider.domain.billing import ExperimentationItem
+from marketplace_provider.domain.experimentation import ExperimentationItem, check_item
 from marketplace_provider.domain.errors import Invalid
 from marketplace_provider.domain.outbox import (
     CreateExperimentationItems,
@@ -17,14 +17,6 @@ from marketplace_provider.domain.outbox import (
 )
 from marketplace_provider.domain.services.common import Ports, active_installation, live_resource
 from marketplace_provider.domain.services.resource_actions import owe
-
-
-def check_item(item: ExperimentationItem, field: str = "item") -> ExperimentationItem:
-    if not isinstance(item, ExperimentationItem):
-        raise Invalid.field(field, "must be an ExperimentationItem")
-    if not item.origin.startswith(("https://", "http://")):
-        raise Invalid.field(f"{field}.origin", "must be the http(s) URL where the item is managed")
-    return item
 
 
 class ExperimentationActions:

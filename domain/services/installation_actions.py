@@ -4,7 +4,8 @@ and a member's information, which are asked at once (nothing changes, so nothing
 
 from __future__ import annotations
 
-from marketplace_provider.domain.billing import AccountInfo, BillingData, MemberInfo
+from marketplace_provider.domain.billing_data import BillingData
+from marketplace_provider.domain.members import AccountInfo, MemberInfo
 from marketplace_provider.domain.errors import Invalid, NotFound
 from marketplace_provider.domain.installations import Installation
 from marketplace_provider.domain.notifications import Notification, checked

@@ -5,9 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 
 import msgspec
-from msgspec.structs import replace
 
-from marketplace_provider.domain.installations import Installation, InstallationDetails, Lifecycle
+from marketplace_provider.domain.installations import Installation, InstallationDetails, new_installation
 from marketplace_provider.domain.notifications import Notification
 from marketplace_provider.domain.outbox import ReleaseResource
 from marketplace_provider.domain.plans import BillingPlan, choose_installation_plan
@@ -42,29 +41,9 @@ class Installations:
                 known = await uow.installations.get(installation_id)
                 if known is None:
                     default = self.ports.catalog.default_installation_plan()
-                    installation = Installation(
-                        id=installation_id,
-                        account=details.account,
-                        scopes=details.scopes,
-                        accepted_policies=details.accepted_policies,
-                        credentials=details.credentials,
-                        billing_plan_id=default.id if default else None,
-                        notification=None,
-                        lifecycle=Lifecycle.ACTIVE,
-                        created_at=now,
-                        updated_at=now,
-                    )
-                else:  # a re-install or a retry: always take the newest token, scopes and account
-                    installation = replace(
-                        known,
-                        account=details.account or known.account,
-                        scopes=details.scopes,
-                        accepted_policies=details.accepted_policies,
-                        credentials=details.credentials,
-                        lifecycle=Lifecycle.ACTIVE,
-                        updated_at=now,
-                        deleted_at=None,
-                    )
+                    installation = new_installation(installation_id, details, default.id if default else None, now)
+                else:  # a re-install or a retry
+                    installation = known.reinstall(details, now)
                 await uow.installations.save(installation)
 
             await once(uow, installation_id, key, type(None), work)
@@ -87,38 +66,31 @@ class Installations:
 
             async def work() -> None:
                 installation = await active_installation(uow, installation_id)
-                if billing_plan_id is not None and billing_plan_id != installation.billing_plan_id:
-                    await uow.installations.save(
-                        replace(installation, billing_plan_id=billing_plan_id, updated_at=self.ports.clock.now())
-                    )
+                if billing_plan_id is None:
+                    return
+                changed = installation.change_plan(billing_plan_id, self.ports.clock.now())
+                if changed is not installation:
+                    await uow.installations.save(changed)
 
             await once(uow, installation_id, key, type(None), work)
             await uow.commit()
 
     async def uninstall_in(self, uow: UnitOfWork, installation: Installation, *, cascade: bool, at: datetime) -> bool:
-        """Uninstall an active installation within the caller's unit of work; True when it is finalized at once
-        (nothing can be billed any more: its access token is forgotten too), False when it waits pending deletion
-        for its final invoices (the worker finalizes it)."""
+        """Uninstall an active installation within the caller's unit of work (the Partner API's uninstall, or
+        Vercel's removal webhook); True when it is finalized at once, False when it waits pending deletion for its
+        final invoices (the worker finalizes it). With `cascade`, its live resources go too, and the provisioner
+        releases them after the commit (the worker delivers ReleaseResource)."""
         resources = await uow.resources.list_live(installation.id)
-        if cascade:  # the provisioner releases them after the commit (the worker delivers ReleaseResource)
+        if cascade:
             for resource in resources:
                 await uow.resources.save(resource.uninstall(at))
                 await uow.outbox.add(installation.id, ReleaseResource(resource=resource), at)
         plan_ids = {r.billing_plan_id for r in resources}
         if installation.billing_plan_id:
             plan_ids.add(installation.billing_plan_id)
-        plans = [self.ports.catalog.plan(p) for p in plan_ids]
-        finalized = all(plan is not None and plan.is_free for plan in plans)
-        await uow.installations.save(
-            replace(
-                installation,
-                lifecycle=Lifecycle.FINALIZED if finalized else Lifecycle.PENDING_DELETION,
-                credentials=None if finalized else installation.credentials,
-                updated_at=at,
-                deleted_at=at,
-            )
-        )
-        return finalized
+        uninstalled = installation.uninstall(at, [self.ports.catalog.plan(p) for p in plan_ids])
+        await uow.installations.save(uninstalled)
+        return uninstalled.is_finalized
 
     async def uninstall(
         self, caller: Caller, installation_id: str, cascade: bool, key: RequestKey | None

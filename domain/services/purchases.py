@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from marketplace_provider.domain.balances import Balance, PurchaseResult, credit
+from marketplace_provider.domain.balances import PurchaseResult, credit
 from marketplace_provider.domain.errors import Invalid, Unprocessable
 from marketplace_provider.domain.invoices import InvoiceState
 from marketplace_provider.domain.outbox import ReportBalances
@@ -44,13 +44,7 @@ class Purchases:
                     await uow.balances.save(installation_id, balances)
                     # Vercel's top-up thresholds read the reported balance: tell it now, not at the next hour.
                     await uow.outbox.add(installation_id, ReportBalances.of(balances, now), now)
-                return PurchaseResult(
-                    timestamp=now,
-                    balances=tuple(
-                        Balance(currency_value_in_cents=cents, resource_id=resource_id)
-                        for resource_id, cents in sorted(balances.items(), key=lambda kv: kv[0] or "")
-                    ),
-                )
+                return PurchaseResult.of(balances, now)
 
             result = await once(uow, installation_id, key, PurchaseResult, work)
             await uow.commit()

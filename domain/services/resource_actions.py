@@ -11,8 +11,7 @@ from datetime import datetime
 
 import msgspec
 
-from marketplace_provider.domain.billing import ImportedResource, Ownership
-from marketplace_provider.domain.errors import Conflict, Invalid
+from marketplace_provider.domain.errors import Invalid
 from marketplace_provider.domain.notifications import Notification, checked
 from marketplace_provider.domain.outbox import (
     AnnounceChange,
@@ -24,12 +23,11 @@ from marketplace_provider.domain.outbox import (
     SetResourceStatus,
 )
 from marketplace_provider.domain.plans import choose_resource_plan, resolve_metadata
-from marketplace_provider.domain.resources import Resource, ResourceStatus, Secret, check_secrets
+from marketplace_provider.domain.resources import (
+    Resource, ResourceStatus, Secret, check_name, check_resource_id, check_secrets, check_status, new_resource,
+)
 from marketplace_provider.domain.services.common import Ports, active_installation, live_resource
-from marketplace_provider.domain.services.resources import check_name
-
-RESOURCE_ID_MAX = 128
-
+from marketplace_provider.domain.updates import ImportedResource, Ownership
 
 class ResourceImport(msgspec.Struct, frozen=True, kw_only=True):
     """A resource made on the provider's side, as it should appear in the installation (Vercel's Import
@@ -46,26 +44,6 @@ class ResourceImport(msgspec.Struct, frozen=True, kw_only=True):
     ownership: Ownership | None = None  # `linked`: not billed through Vercel
     extras: dict[str, object] | None = None
     external_id: str | None = None
-
-
-def check_status(status: ResourceStatus | str) -> ResourceStatus:
-    """A status the provider may set: every one but `uninstalled` (deleting a resource is Vercel's call)."""
-    try:
-        chosen = ResourceStatus(status)
-    except ValueError:
-        chosen = None
-    if chosen is None or chosen is ResourceStatus.UNINSTALLED:
-        allowed = ", ".join(s.value for s in ResourceStatus if s is not ResourceStatus.UNINSTALLED)
-        raise Invalid.field("status", f"must be one of {allowed}")
-    return chosen
-
-
-def check_resource_id(resource_id: str) -> str:
-    if not isinstance(resource_id, str) or not resource_id.strip() or len(resource_id) > RESOURCE_ID_MAX:
-        raise Invalid.field("resource_id", f"must be 1 to {RESOURCE_ID_MAX} characters")
-    if any(c.isspace() or ord(c) < 32 or c in "/?#%" for c in resource_id):
-        raise Invalid.field("resource_id", "must not contain spaces, control characters, /, ?, # or %")
-    return resource_id
 
 
 async def owe(ports: Ports, installation_id: str, resource_id: str, message: OutboxMessage) -> Resource:
@@ -148,36 +126,31 @@ class ResourceActions:
             now = self.ports.clock.now()
             existing = await uow.resources.get(installation_id, resource_id) if resource_id else None
             if existing is None:
-                resource = Resource(
-                    id=resource_id or self.ports.ids.new_id("res"),
+                resource = new_resource(
+                    resource_id=resource_id or self.ports.ids.new_id("res"),
                     installation_id=installation_id,
                     product_id=product.id,
                     name=name,
                     metadata=metadata,
-                    billing_plan_id=plan.id,
+                    plan=plan,
                     status=status,
                     secrets=secrets or (),
-                    created_at=now,
-                    updated_at=now,
+                    at=now,
                     notification=notification,
                     external_id=request.external_id,
                 )
                 await uow.resources.add(resource)  # Conflict when the id is another installation's
             else:
-                if not existing.is_live:
-                    raise Conflict(f"resource {existing.id} was deleted: import it under a new id")
-                if existing.product_id != product.id:
-                    raise Invalid.field("product_id", f"resource {existing.id} is a {existing.product_id} resource")
-                resource = msgspec.structs.replace(
-                    existing,
+                resource = existing.imported_again(
+                    product_id=product.id,
                     name=name,
                     metadata=metadata,
-                    billing_plan_id=plan.id,
+                    plan=plan,
                     status=status,
-                    secrets=existing.secrets if secrets is None else secrets,
+                    secrets=secrets,
                     notification=notification,
-                    external_id=request.external_id or existing.external_id,
-                    updated_at=now,
+                    external_id=request.external_id,
+                    at=now,
                 )
                 await uow.resources.save(resource)
             imported = ImportedResource.of(resource, plan, request.ownership, request.extras)

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import math
-from datetime import timedelta
-
-from msgspec.structs import replace
+from datetime import datetime, timedelta
 
 from marketplace_provider.domain.errors import Conflict, Invalid, NotFound
 from marketplace_provider.domain.plans import BillingPlan, choose_resource_plan, resolve_metadata
 from marketplace_provider.domain.repl import ReplOutcome
 from marketplace_provider.domain.resources import (
-    NAME_MAX, ProvisionRequest, Resource, ResourceChanges, ResourceStatus, merge_secrets,
+    ProvisionRequest, Resource, ResourceChanges, ResourceStatus, check_name, new_resource,
 )
 from marketplace_provider.domain.roles import Action, Caller, authorize
 from marketplace_provider.domain.services.common import (
@@ -26,16 +24,6 @@ KEEP_OLD_SECRETS_MAX_HOURS = 720
 PROVISIONING_TAKEOVER = timedelta(minutes=10)
 RETRY_POLL_SECONDS = 0.05
 REPL_INPUT_MAX = 10_000
-
-
-def check_name(name: str) -> str:
-    if not name.strip():
-        raise Invalid.field("name", "is required")
-    if len(name) > NAME_MAX:
-        raise Invalid.field("name", f"must be at most {NAME_MAX} characters")
-    if any(ord(c) < 32 for c in name):
-        raise Invalid.field("name", "must not contain control characters")
-    return name
 
 
 class Resources:
@@ -79,18 +67,16 @@ class Resources:
         except Exception:
             await self._end_intent(resource_id, key)
             raise
-        now = self.ports.clock.now()
-        resource = Resource(
-            id=resource_id,
+        resource = new_resource(
+            resource_id=resource_id,
             installation_id=installation_id,
             product_id=product.id,
             name=name,
             metadata=metadata,
-            billing_plan_id=plan.id,
+            plan=plan,
             status=provisioned.status,
             secrets=provisioned.secrets,
-            created_at=now,
-            updated_at=now,
+            at=self.ports.clock.now(),
             external_id=request.external_id,
             protocol_settings=request.protocol_settings,
         )
@@ -171,8 +157,8 @@ class Resources:
             if reply is not None:
                 return reply.result  # type: ignore[no-any-return]
             before = await live_resource(uow, installation_id, resource_id)
-        after = self._changed(before, changes)
-        if after != before:
+        after = self._changed(before, changes, self.ports.clock.now())
+        if after is not before:
             await self.provisioner.reconfigure(before, after)
         async with self.ports.storage.unit_of_work() as uow:
             reply = await earlier_reply(uow, installation_id, key, Resource)
@@ -181,29 +167,29 @@ class Resources:
             await active_installation(uow, installation_id)
             # the changes asked for, over whatever else changed meanwhile (a suspension, say)
             current = await live_resource(uow, installation_id, resource_id)
-            resource = self._changed(current, changes)
-            if resource != current:
-                resource = replace(resource, updated_at=self.ports.clock.now())
+            resource = self._changed(current, changes, self.ports.clock.now())
+            if resource is not current:
                 await uow.resources.save(resource)
             await remember(uow, installation_id, key, resource)
             await uow.commit()
         return resource
 
-    def _changed(self, resource: Resource, changes: ResourceChanges) -> Resource:
+    def _changed(self, resource: Resource, changes: ResourceChanges, at: datetime) -> Resource:
+        """The resource with the changes asked for, each checked against the catalog; itself when none changes it."""
         product = self.ports.catalog.product(resource.product_id)
         if product is None:
             raise NotFound(f"product {resource.product_id!r} is no longer sold")
         if changes.name is not None:
-            resource = replace(resource, name=check_name(changes.name))
+            resource = resource.rename(changes.name, at)
         if changes.metadata is not None:
-            resource = replace(resource, metadata=resolve_metadata(product, changes.metadata))
+            resource = resource.with_metadata(resolve_metadata(product, changes.metadata), at)
         if changes.billing_plan_id is not None:
             plan = choose_resource_plan(self.ports.catalog, product, changes.billing_plan_id)
-            resource = replace(resource, billing_plan_id=plan.id)
+            resource = resource.change_plan(plan, at)
         if changes.status is not None:
-            resource = replace(resource, status=changes.status)
+            resource = resource.set_status(changes.status, at)
         if changes.protocol_settings is not None:
-            resource = replace(resource, protocol_settings=changes.protocol_settings)
+            resource = resource.with_protocol_settings(changes.protocol_settings, at)
         return resource
 
     async def delete(self, caller: Caller, installation_id: str, resource_id: str, key: RequestKey | None) -> None:
@@ -224,7 +210,7 @@ class Resources:
             if await earlier_reply(uow, installation_id, key, type(None)) is not None:
                 return
             current = await uow.resources.get(installation_id, resource_id)
-            if current is not None and current.is_live:
+            if current is not None and current.is_live:  # deleted meanwhile: nothing more to record
                 await uow.resources.save(current.uninstall(self.ports.clock.now()))
             await remember(uow, installation_id, key, None)
             await uow.commit()
@@ -257,8 +243,8 @@ class Resources:
             await active_installation(uow, installation_id)
             current = await live_resource(uow, installation_id, resource_id)
             if rotation.sync:
-                secrets = merge_secrets(current.secrets, rotation.secrets) if rotation.partial else rotation.secrets
-                await uow.resources.save(replace(current, secrets=secrets, updated_at=self.ports.clock.now()))
+                rotated = current.with_secrets(rotation.secrets, self.ports.clock.now(), partial=rotation.partial)
+                await uow.resources.save(rotated)
             await remember(uow, installation_id, key, rotation)
             await uow.commit()
         return rotation

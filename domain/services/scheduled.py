@@ -14,7 +14,9 @@ from datetime import datetime
 
 import msgspec
 
-from marketplace_provider.domain.billing import BillingData, InvoiceRequest, Period
+from marketplace_provider.domain.billing_data import BillingData
+from marketplace_provider.domain.invoice_requests import InvoiceRequest
+from marketplace_provider.domain.periods import Period
 from marketplace_provider.domain.errors import NotFound
 from marketplace_provider.domain.installations import Installation, Lifecycle
 from marketplace_provider.domain.outbox import FinalizeInstallation, OutboxMessage, ReportBalances, SubmitBillingData, SubmitInvoice

@@ -4,16 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from msgspec.structs import replace
-
-from marketplace_provider.domain import transfers
-from marketplace_provider.domain.errors import Conflict, Invalid, Unprocessable
+from marketplace_provider.domain.errors import Conflict, Unprocessable
 from marketplace_provider.domain.plans import BillingPlan
 from marketplace_provider.domain.roles import Action, Caller, authorize
 from marketplace_provider.domain.services.common import Ports, RequestKey, active_installation, once
-from marketplace_provider.domain.transfers import ClaimState, TransferClaim
-
-MAX_RESOURCES_PER_CLAIM = 100
+from marketplace_provider.domain.transfers import TransferClaim, check_claim_request, existing, new_claim
 
 
 class Transfers:
@@ -31,13 +26,8 @@ class Transfers:
     ) -> TransferClaim:
         """`claim_id` is chosen by Vercel in the older PUT form; otherwise we make one up."""
         authorize(caller, Action.CREATE_TRANSFER, installation_id)
-        if not resource_ids or len(resource_ids) > MAX_RESOURCES_PER_CLAIM:
-            raise Invalid.field("resourceIds", f"must list 1 to {MAX_RESOURCES_PER_CLAIM} resources")
-        if len(set(resource_ids)) != len(resource_ids):
-            raise Invalid.field("resourceIds", "must not repeat a resource")
         now = self.ports.clock.now()
-        if expires_at <= now:
-            raise Invalid.field("expiresAt", "must be in the future")
+        check_claim_request(resource_ids, expires_at, now)  # bad input is refused before anything is read
         async with self.ports.storage.unit_of_work() as uow:
 
             async def work() -> TransferClaim:
@@ -49,13 +39,12 @@ class Transfers:
                 new_id = claim_id or self.ports.ids.new_id("claim")
                 if claim_id is not None and await uow.claims.get(claim_id) is not None:
                     raise Conflict(f"transfer request {claim_id} exists")
-                claim = TransferClaim(
-                    id=new_id,
+                claim = new_claim(
+                    claim_id=new_id,
                     source_installation_id=installation_id,
-                    resource_ids=tuple(resource_ids),
+                    resource_ids=resource_ids,
                     expires_at=expires_at,
-                    state=ClaimState.OPEN,
-                    created_at=now,
+                    now=now,
                 )
                 await uow.claims.save(claim)
                 return claim
@@ -69,14 +58,12 @@ class Transfers:
         authorize(caller, Action.VERIFY_TRANSFER, installation_id)
         async with self.ports.storage.unit_of_work() as uow:
             target = await active_installation(uow, installation_id)
-            claim = transfers.check_verifiable(await uow.claims.get(claim_id), self.ports.clock.now())
-            if claim.source_installation_id == installation_id:
-                raise Conflict("the resources already belong to this installation")
+            claim = existing(await uow.claims.get(claim_id)).verify_for(installation_id, self.ports.clock.now())
             for resource_id in claim.resource_ids:
                 resource = await uow.resources.get(claim.source_installation_id, resource_id)
                 if resource is None or not resource.is_live:
                     raise Conflict(f"resource {resource_id} can no longer be transferred")
-            await uow.claims.save(transfers.verified(claim, installation_id))
+            await uow.claims.save(claim)
             await uow.commit()
         return self.ports.catalog.plan(target.billing_plan_id) if target.billing_plan_id else None
 
@@ -87,15 +74,14 @@ class Transfers:
             async def work() -> None:
                 await active_installation(uow, installation_id)
                 now = self.ports.clock.now()
-                claim = await uow.claims.get(claim_id)
-                completed = transfers.accept(claim, installation_id, now)
+                completed = existing(await uow.claims.get(claim_id)).accept_by(installation_id, now)
                 if completed is None:  # accepted before by this target
                     return
                 for resource_id in completed.resource_ids:
                     resource = await uow.resources.get(completed.source_installation_id, resource_id)
                     if resource is None or not resource.is_live:
                         raise Conflict(f"resource {resource_id} can no longer be transferred")
-                    await uow.resources.save(replace(resource, installation_id=installation_id, updated_at=now))
+                    await uow.resources.save(resource.move_to(installation_id, now))
                 await uow.claims.save(completed)
 
             await once(uow, installation_id, key, type(None), work)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from datetime import UTC, datetime
 
 import msgspec
@@ -13,6 +14,7 @@ from marketplace_provider.config.catalog import load_catalog
 from marketplace_provider.config.settings import Settings
 from marketplace_provider.domain.repl import Paragraph, ReplOutcome, Table
 from marketplace_provider.domain.resources import Resource, ResourceStatus, Secret
+from marketplace_provider.entrypoints import plugins
 from marketplace_provider.ports.provisioner import ResourceDraft, ResourceProvisioner
 
 CATALOG = load_catalog(Settings().products_file)
@@ -70,10 +72,40 @@ def text_of(outcome: ReplOutcome) -> str:
     return " ".join(parts)
 
 
-def test_it_is_a_resource_provisioner() -> None:
-    backend: ResourceProvisioner = ExampleProvisioner()  # checked by type checkers; here: the methods exist
-    for method in ("provision", "reconfigure", "deprovision", "rotate_secrets", "repl"):
-        assert callable(getattr(backend, method))
+def test_each_method_takes_what_the_port_passes() -> None:
+    """The kit calls the port's methods with the port's parameters (some by name): the example, which integrators
+    copy, takes exactly those, in that order."""
+    for method in plugins.PROVISIONER.methods:
+        ours = inspect.signature(getattr(ExampleProvisioner, method)).parameters
+        port = inspect.signature(getattr(ResourceProvisioner, method)).parameters
+        assert [(p.name, p.kind) for p in ours.values()] == [(p.name, p.kind) for p in port.values()], method
+
+
+async def test_the_default_setting_loads_it_and_it_serves_a_whole_lifecycle() -> None:
+    """As `serve` starts with no PROVISIONER: imported, made and checked by the plug-in loader, then a resource
+    provisioned, changed, rotated, used and released through the port."""
+    path = "marketplace_provider.adapters.example_provisioner:ExampleProvisioner"
+    context = plugins.PluginContext(settings=Settings(), catalog=CATALOG, marketplace=_no_marketplace)
+    made = plugins.make(plugins.PROVISIONER, plugins.import_factory(plugins.PROVISIONER, path), context, path)
+    backend = plugins.checked(plugins.PROVISIONER, made, path)
+    assert isinstance(backend, ExampleProvisioner)
+    d = draft()
+    kv = resource(d, (await backend.provision(d)).secrets)
+    assert backend.owns(kv.id)
+    renamed = replace(kv, name="renamed")
+    await backend.reconfigure(kv, renamed)
+    assert "renamed" in text_of(await backend.repl(renamed, "info", read_only=True))
+    rotation = await backend.rotate_secrets(renamed, "routine", 1)
+    assert rotation.secrets[0].value not in {s.value for s in kv.secrets}
+    assert not (await backend.repl(renamed, "set colour blue", read_only=False)).failed
+    assert text_of(await backend.repl(renamed, "get colour", read_only=True)) == "blue"
+    await backend.deprovision(renamed)
+    assert not backend.owns(kv.id)
+    assert "(no keys)" in text_of(await backend.repl(renamed, "keys", read_only=True))  # its data went with it
+
+
+async def _no_marketplace() -> object:
+    raise AssertionError("the example provisioner never asks for the provider-side actions")
 
 
 async def test_provision_hands_out_url_and_token(backend: ExampleProvisioner) -> None:

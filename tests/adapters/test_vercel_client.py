@@ -15,32 +15,28 @@ from typing import Any
 import pytest
 
 from marketplace_provider.adapters.vercel_client import VercelClient, parse_retry_after
-from marketplace_provider.domain.billing import (
+from marketplace_provider.domain.balances import PrepaymentBalance
+from marketplace_provider.domain.billing_data import BillingData, BillingItem, Discount, Usage, UsageType
+from marketplace_provider.domain.experimentation import ExperimentationItem, ItemCategory
+from marketplace_provider.domain.invoice_requests import (
+    InvoiceRequest,
+    InvoiceTest,
+    SubmittedInvoice,
+    InvoiceTestResult,
+)
+from marketplace_provider.domain.members import MemberInfo
+from marketplace_provider.domain.money import Money, usd
+from marketplace_provider.domain.periods import Period
+from marketplace_provider.domain.sso import SsoTokens
+from marketplace_provider.domain.updates import (
     CLEAR,
-    BillingData,
-    BillingItem,
-    Discount,
-    ExperimentationItem,
     ImportedResource,
     InstallationEvent,
     InstallationStatus,
     InstallationUpdate,
-    InvoiceRequest,
-    InvoiceTest,
-    ItemCategory,
-    MemberInfo,
-    Money,
     Ownership,
-    Period,
-    PrepaymentBalance,
     ResourceEvent,
     ResourceUpdate,
-    SsoTokens,
-    SubmittedInvoice,
-    InvoiceTestResult,
-    Usage,
-    UsageType,
-    usd,
 )
 from marketplace_provider.domain.errors import Invalid, Unavailable
 from marketplace_provider.domain.installations import Account, Contact, Credentials, Installation, Lifecycle

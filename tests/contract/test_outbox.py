@@ -20,23 +20,13 @@ from marketplace_provider.adapters.storage.migrations import migrate_postgres, m
 from marketplace_provider.adapters.storage.postgres import PostgresStorage
 from marketplace_provider.config.catalog import load_catalog
 from marketplace_provider.config.settings import DEFAULT_PRODUCTS_FILE
-from marketplace_provider.domain.billing import (
-    BillingData,
-    BillingItem,
-    Discount,
-    ExperimentationItem,
-    ImportedResource,
-    InvoiceRequest,
-    ItemCategory,
-    InvoiceTest,
-    InvoiceTestResult,
-    Ownership,
-    Period,
-    PrepaymentBalance,
-    Usage,
-    UsageType,
-    usd,
-)
+from marketplace_provider.domain.balances import PrepaymentBalance
+from marketplace_provider.domain.billing_data import BillingData, BillingItem, Discount, Usage, UsageType
+from marketplace_provider.domain.experimentation import ExperimentationItem, ItemCategory
+from marketplace_provider.domain.invoice_requests import InvoiceRequest, InvoiceTest, InvoiceTestResult
+from marketplace_provider.domain.money import usd
+from marketplace_provider.domain.periods import Period
+from marketplace_provider.domain.updates import ImportedResource, Ownership
 from marketplace_provider.domain.notifications import Level, Notification
 from marketplace_provider.domain.outbox import (
     AnnounceChange,

@@ -514,8 +514,15 @@ async def test_writes_after_a_commit_need_another_commit(storage: Storage) -> No
         assert await uow.resources.list_live(installation.id) == [first, second]
 
 
-async def test_ping(storage: Storage) -> None:
-    await storage.ping()
+async def test_ping(storage: Storage, backend: str) -> None:
+    """Readiness (/readyz) relies on it: it answers while the database does and raises Unavailable once the database
+    is out of reach (here its connection is closed), never answering as if all were well. Memory reaches nothing."""
+    assert await storage.ping() is None
+    if backend == "memory":
+        return
+    await storage.close()
+    with pytest.raises(Unavailable):
+        await storage.ping()
 
 
 # Concurrency

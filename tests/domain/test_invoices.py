@@ -1,4 +1,5 @@
-"""domain.invoices: every step of the state machine, every pair that is not a step, and stale events."""
+"""domain.invoices: every step of the state machine, every pair that is not a step, stale events, what a notice
+adds to an invoice, and what the installation is shown about unpaid and refunded invoices."""
 
 from __future__ import annotations
 
@@ -7,7 +8,20 @@ from itertools import product
 
 import pytest
 
-from marketplace_provider.domain.invoices import TRANSITIONS, Invoice, InvoiceEvent, InvoiceState, apply, unpaid
+from marketplace_provider.domain.invoices import (
+    NEVER,
+    TRANSITIONS,
+    Invoice,
+    InvoiceEvent,
+    InvoiceNotice,
+    InvoiceState,
+    apply,
+    refund_notice,
+    take_notice,
+    unpaid,
+    unpaid_notice,
+)
+from marketplace_provider.domain.notifications import Level
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 LATER = T0 + timedelta(minutes=5)
@@ -119,3 +133,58 @@ def test_the_documented_paths() -> None:
 
 def test_unpaid_states() -> None:
     assert {s for s in InvoiceState if unpaid(s)} == {S.NOTPAID, S.OVERDUE}
+
+
+NOTICE = InvoiceNotice(invoice_id="inv_1", external_id="ext-1", total="20.00", period_start=T0, period_end=LATER)
+
+
+def test_an_invoice_first_heard_of_moves_and_keeps_a_transition_from_nothing() -> None:
+    invoice, transition = take_notice(None, "icfg_1", NOTICE, E.NOT_PAID, T0, "evt_1")
+    assert (invoice.state, invoice.failed_attempts, invoice.notices, invoice.updated_at) == (S.NOTPAID, 1, 1, T0)
+    assert (invoice.external_id, invoice.total, invoice.period_start) == ("ext-1", "20.00", T0)
+    assert transition is not None
+    assert (transition.from_state, transition.to_state, transition.happened_at, transition.webhook_event_id) == (None, S.NOTPAID, T0, "evt_1")
+
+
+def test_a_stale_or_repeated_notice_keeps_no_transition_but_is_counted() -> None:
+    paid = invoice(S.PAID)
+    after, transition = take_notice(paid, "icfg_1", NOTICE, E.NOT_PAID, EARLIER)
+    assert transition is None and after.state is S.PAID
+    assert (after.notices, after.failed_attempts) == (1, 1)  # a late notpaid still counts the failed attempt
+    moved, step = take_notice(paid, "icfg_1", NOTICE, E.REFUNDED, LATER)
+    assert step is not None and (step.from_state, step.to_state) == (S.PAID, S.REFUNDED)
+
+
+def test_details_fill_in_what_was_unknown_and_keep_what_was_known() -> None:
+    known = Invoice(id="inv_1", installation_id="icfg_1", state=S.INVOICED, updated_at=T0, total="15.00")
+    filled = known.with_details(NOTICE, E.PAID)
+    assert (filled.total, filled.external_id, filled.period_end) == ("15.00", "ext-1", LATER)
+    refund = InvoiceNotice(invoice_id="inv_1", refund_amount="5.00", refund_reason="goodwill")
+    refunded = filled.with_details(refund, E.REFUNDED)
+    assert (refunded.refund_total, refunded.refund_reason) == ("5.00", "goodwill")
+    assert filled.with_details(refund, E.PAID).refund_total is None  # only the refund event says it
+
+
+def test_first_heard_of_is_pending_and_older_than_any_event() -> None:
+    first = Invoice.first_heard("inv_9", "icfg_1")
+    assert (first.state, first.updated_at) == (S.PENDING, NEVER)
+    assert apply(first, E.INVOICED, datetime(1970, 1, 1, tzinfo=UTC)).state is S.INVOICED
+
+
+def test_the_unpaid_notice_names_the_worst_invoice_and_links_to_billing() -> None:
+    failing = Invoice(id="inv_a", installation_id="i", state=S.NOTPAID, updated_at=T0, failed_attempts=3, total="20.00")
+    overdue = Invoice(id="inv_b", installation_id="i", state=S.OVERDUE, updated_at=T0, failed_attempts=1, external_id="B-1")
+    one = unpaid_notice([failing], "sso:https://p.test/dashboard/billing")
+    assert (one.level, one.href, one.title) == (Level.ERROR, "sso:https://p.test/dashboard/billing", "Payment failed: resources suspended")
+    assert one.message == "Payment attempt 3 for invoice inv_a (20.00 USD) failed. Update the payment method to resume them."
+    both = unpaid_notice([failing, overdue], "sso:x")
+    assert both.title == "Invoice overdue: resources suspended"
+    assert both.message is not None and both.message.startswith("Invoice B-1 is overdue after 1 failed payment attempt(s).")
+    assert "1 other invoice(s) are unpaid too." in both.message
+
+
+def test_the_refund_notice_says_how_much_and_why() -> None:
+    refunded = Invoice(id="inv_1", installation_id="i", state=S.REFUNDED, updated_at=T0, refund_total="5.00", refund_reason="goodwill")
+    assert refund_notice(refunded).message == "5.00 USD of invoice inv_1 was refunded: goodwill."
+    bare = Invoice(id="inv_2", installation_id="i", state=S.REFUNDED, updated_at=T0, external_id="X-2")
+    assert (refund_notice(bare).level, refund_notice(bare).message) == (Level.INFO, "A refund of invoice X-2 was refunded.")

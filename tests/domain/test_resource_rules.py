@@ -8,7 +8,7 @@ from datetime import timedelta
 import msgspec
 import pytest
 
-from marketplace_provider.domain.billing import ImportedResource
+from marketplace_provider.domain.updates import ImportedResource
 from marketplace_provider.domain.errors import Invalid
 from marketplace_provider.domain.notifications import Level, Notification
 from marketplace_provider.domain.outbox import FinishProvisioning, ImportResource, OutboxMessage

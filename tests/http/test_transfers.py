@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 
 from tests.http.conftest import Installation, new_installation_id
@@ -90,19 +89,7 @@ async def test_create_rejects_foreign_or_expired(installed: Installation) -> Non
     assert empty.status == 400
 
 
-async def test_expired_claim_cannot_be_verified(installed: Installation, other: Installation) -> None:
-    fresh = other
-    resource = (await installed.provision()).json
-    reply = await installed.api.put(
-        f"{installed.path}/resource-transfer-requests/legacy-claim-{fresh.id}",
-        token=installed.system,
-        style="system",
-        body={"resourceIds": [resource["id"]], "expiration": int(time.time()) + 1},
-    )
-    assert reply.status == 204
-    await asyncio.sleep(1.1)
-    path = f"{fresh.path}/resource-transfer-requests/legacy-claim-{fresh.id}/verify"
-    assert (await fresh.api.get(path, token=fresh.system, style="system")).status == 409
+# An expired claim cannot be verified: tests/domain/services/test_transfers.py, with a clock the test moves.
 
 
 async def test_older_put_form(installed: Installation, other: Installation) -> None:

@@ -26,7 +26,7 @@ from marketplace_provider.domain.outbox import OutboxCounts, RetryPolicy
 from marketplace_provider.domain.services.common import Ports
 from marketplace_provider.domain.services.delivery import Delivery
 from marketplace_provider.domain.services.scheduled import ScheduledJobs
-from marketplace_provider.ports.ids import RandomIds
+from marketplace_provider.adapters.ids import RandomIds
 from marketplace_provider.ports.storage import Storage
 from tests.support.clock import ManualClock
 from marketplace_provider.adapters.simulator.vercel_api import FakeVercel

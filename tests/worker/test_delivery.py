@@ -13,7 +13,11 @@ from marketplace_provider.adapters.example_provisioner import ExampleProvisioner
 from marketplace_provider.adapters.storage.postgres import PostgresStorage
 from marketplace_provider.config.catalog import load_catalog
 from marketplace_provider.config.settings import DEFAULT_PRODUCTS_FILE
-from marketplace_provider.domain.billing import BillingData, BillingItem, InvoiceRequest, Period, PrepaymentBalance, Usage, UsageType, usd
+from marketplace_provider.domain.balances import PrepaymentBalance
+from marketplace_provider.domain.billing_data import BillingData, BillingItem, Usage, UsageType
+from marketplace_provider.domain.invoice_requests import InvoiceRequest
+from marketplace_provider.domain.money import usd
+from marketplace_provider.domain.periods import Period
 from marketplace_provider.domain.installations import Lifecycle
 from marketplace_provider.domain.notifications import Level, Notification
 from marketplace_provider.domain.outbox import (
@@ -32,7 +36,7 @@ from marketplace_provider.domain.outbox import (
 from marketplace_provider.domain.resources import ResourceStatus, Secret
 from marketplace_provider.domain.services.common import Ports
 from marketplace_provider.domain.services.delivery import Delivery
-from marketplace_provider.ports.ids import RandomIds
+from marketplace_provider.adapters.ids import RandomIds
 from marketplace_provider.ports.storage import Storage
 from tests.support.clock import ManualClock
 from marketplace_provider.adapters.simulator.vercel_api import FakeVercel
@@ -286,7 +290,8 @@ async def test_two_workers_on_one_postgres_database_never_deliver_a_message_twic
             catalog = load_catalog(DEFAULT_PRODUCTS_FILE)
             workers = [
                 Delivery(Ports(storage=pool, catalog=catalog, clock=clock, ids=RandomIds()), vercel, RetryPolicy(),
-                         provisioner=ExampleProvisioner(), installations_per_round=4, per_installation=3)
+                         provisioner=ExampleProvisioner(), jitter=lambda: 0.5, installations_per_round=4,
+                         per_installation=3)
                 for pool in pools
             ]
 

@@ -21,7 +21,7 @@ from marketplace_provider.domain.resources import Resource, ResourceStatus, Secr
 from marketplace_provider.domain.services.common import Ports
 from marketplace_provider.domain.services.delivery import Delivery
 from marketplace_provider.domain.services.scheduled import ScheduledJobs
-from marketplace_provider.ports.ids import RandomIds
+from marketplace_provider.adapters.ids import RandomIds
 from marketplace_provider.ports.storage import Storage
 from marketplace_provider.ports.usage import UsageReport
 from tests.support.clock import ManualClock

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from marketplace_provider.adapters.example_usage import ExampleUsageSource
 from marketplace_provider.adapters.vercel_client import VercelClient
-from marketplace_provider.domain.billing import ExperimentationItem, ItemCategory, Ownership
+from marketplace_provider.domain.experimentation import ExperimentationItem, ItemCategory
+from marketplace_provider.domain.updates import Ownership
 from marketplace_provider.domain.notifications import Level, Notification
 from marketplace_provider.domain.outbox import CreateExperimentationItems, DeleteExperimentationItem, OutboxState
 from marketplace_provider.domain.resources import ResourceStatus, Secret

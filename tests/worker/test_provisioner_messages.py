@@ -13,6 +13,7 @@ from marketplace_provider.domain.services.common import Ports
 from marketplace_provider.domain.services.delivery import Delivery
 from marketplace_provider.domain.services.installations import Installations
 from marketplace_provider.domain.services.webhooks import Webhooks
+from marketplace_provider.adapters.http.webhooks import read_payload
 from marketplace_provider.ports.storage import Storage
 from tests.support.clock import ManualClock
 from marketplace_provider.adapters.simulator.vercel_api import FakeVercel
@@ -41,7 +42,7 @@ async def test_a_suspension_and_its_end_reach_the_provisioner_after_the_commit_i
     storage: Storage, ports: Ports, vercel, clock: ManualClock, fresh_vercel: FakeVercel
 ) -> None:
     provisioner = Listening()
-    webhooks = Webhooks(ports, vercel, Installations(ports), billing_link=BILLING)
+    webhooks = Webhooks(ports, vercel, Installations(ports), billing_link=BILLING, read_payload=read_payload)
     await seed(storage, "icfg_hold")
     await deliver(webhooks, invoice_event("icfg_hold", "inv_hold", "created"))
     await deliver(webhooks, invoice_event("icfg_hold", "inv_hold", "notpaid"))

@@ -9,6 +9,7 @@ from itertools import combinations, permutations
 
 import pytest
 
+from marketplace_provider.adapters.http.webhooks import parse_event, read_payload
 from marketplace_provider.domain.installations import Lifecycle
 from marketplace_provider.domain.invoices import Invoice, InvoiceEvent, InvoiceState, take
 from marketplace_provider.domain.notifications import Level
@@ -18,9 +19,9 @@ from marketplace_provider.domain.roles import Role
 from marketplace_provider.domain.services.common import Ports
 from marketplace_provider.domain.services.delivery import Delivery
 from marketplace_provider.domain.services.installations import Installations
-from marketplace_provider.domain.services.webhooks import NEVER, Webhooks
+from marketplace_provider.domain.services.webhooks import Webhooks
 from marketplace_provider.domain.sso import Session
-from marketplace_provider.domain.webhooks import StoredEvent, parse_event
+from marketplace_provider.domain.webhooks import StoredEvent
 from marketplace_provider.ports.storage import Storage
 from tests.support.clock import ManualClock
 from marketplace_provider.adapters.simulator.vercel_api import FakeVercel
@@ -37,7 +38,7 @@ STEP = {"created": InvoiceEvent.INVOICED, "notpaid": InvoiceEvent.NOT_PAID, "ove
 
 @pytest.fixture
 def webhooks(ports: Ports, vercel) -> Webhooks:
-    return Webhooks(ports, vercel, Installations(ports), billing_link=BILLING)
+    return Webhooks(ports, vercel, Installations(ports), billing_link=BILLING, read_payload=read_payload)
 
 
 def invoice_event(installation_id: str, invoice_id: str, kind: str, *, event_id: str | None = None) -> StoredEvent:
@@ -82,7 +83,7 @@ async def state_of(storage: Storage, installation_id: str, invoice_id: str):
 
 def in_order(kinds: tuple[str, ...]) -> Invoice:
     """What the invoice must end as: the events applied in the order they happened."""
-    invoice = Invoice(id="x", installation_id="x", state=InvoiceState.PENDING, updated_at=NEVER)
+    invoice = Invoice.first_heard("x", "x")
     for kind in sorted(kinds, key=LIFE.index):
         invoice = take(invoice, STEP[kind], T0 + timedelta(days=LIFE.index(kind)))
     return invoice
@@ -244,7 +245,7 @@ async def test_two_processes_applying_the_same_events_apply_each_once(
     events = [invoice_event("icfg_race", "inv_race", kind) for kind in LIFE]
     for event in events:
         await webhooks.receive(event)
-    other = Webhooks(ports, vercel, Installations(ports), billing_link=BILLING)
+    other = Webhooks(ports, vercel, Installations(ports), billing_link=BILLING, read_payload=read_payload)
     results = await asyncio.gather(*(w.apply(e.id) for e in events for w in (webhooks, other)))
     assert sum(results) == len(events)
     invoice, _, _, _ = await state_of(storage, "icfg_race", "inv_race")

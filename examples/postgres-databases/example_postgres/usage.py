@@ -7,7 +7,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from marketplace_provider.domain.billing import Period, Usage, UsageType
+from marketplace_provider.domain.billing_data import Usage, UsageType
+from marketplace_provider.domain.periods import Period
 from marketplace_provider.domain.errors import Invalid
 from marketplace_provider.domain.installations import Installation
 from marketplace_provider.domain.resources import Resource

@@ -8,7 +8,8 @@ from decimal import Decimal
 import asyncpg
 import msgspec
 
-from marketplace_provider.domain.billing import Period, UsageType
+from marketplace_provider.domain.billing_data import UsageType
+from marketplace_provider.domain.periods import Period
 from marketplace_provider.domain.installations import Installation, Lifecycle
 from marketplace_provider.domain.resources import ResourceStatus
 from pg_support import NOW, draft, env_of, resource_of

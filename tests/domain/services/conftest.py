@@ -1,5 +1,6 @@
-"""Use cases in-process, in milliseconds: the memory storage, a fixed clock, ids that count up, and a fake
-Vercel gateway that answers reads from dictionaries (cosmicpython's fake repository, for the gateway)."""
+"""Use cases in-process, in milliseconds: the memory storage, a clock that moves only when the test moves it,
+ids that count up, and in-process fakes of Vercel, the token verifier, the provisioner and the usage source
+(fakes.py; cosmicpython's fake repository, for every other port). No server, no database, no sleeping."""
 
 from __future__ import annotations
 
@@ -12,10 +13,10 @@ from marketplace_provider.adapters.example_usage import ExampleUsageSource
 from marketplace_provider.adapters.storage.memory import MemoryStorage
 from marketplace_provider.config.catalog import load_catalog
 from marketplace_provider.config.settings import DEFAULT_PRODUCTS_FILE
-from marketplace_provider.domain.billing import AccountInfo, MemberInfo
 from marketplace_provider.domain.installations import Credentials, Installation, Lifecycle
 from marketplace_provider.domain.outbox import OutboxMessage
 from marketplace_provider.domain.resources import Resource, ResourceStatus, Secret
+from marketplace_provider.domain.roles import AuthStyle, Caller, Role
 from marketplace_provider.domain.services.common import Ports
 from marketplace_provider.domain.services.experimentation import ExperimentationActions
 from marketplace_provider.domain.services.installation_actions import InstallationActions
@@ -23,7 +24,8 @@ from marketplace_provider.domain.services.notifications import Notifications
 from marketplace_provider.domain.services.resource_actions import ResourceActions
 from marketplace_provider.domain.services.scheduled import ScheduledJobs
 from marketplace_provider.ports.storage import Storage
-from marketplace_provider.ports.vercel import VercelApiError
+from tests.domain.services.fakes import FakeGateway, FakeProvisioner, FakeUsage, FakeVerifier
+from tests.support.clock import ManualClock
 
 NOW = datetime(2026, 11, 14, 9, 30, tzinfo=UTC)
 BEFORE = datetime(2026, 10, 1, tzinfo=UTC)
@@ -31,15 +33,9 @@ INSTALLATION = "icfg_actions"
 RESOURCE = "res_kv"
 
 
-class FixedClock:
-    def __init__(self, moment: datetime) -> None:
-        self.moment = moment
-
-    def now(self) -> datetime:
-        return self.moment
-
-
 class CountingIds:
+    """Ids that count up (res_1, res_2...), stable ids that show what they were made from, tokens that count."""
+
     def __init__(self) -> None:
         self.count = 0
 
@@ -52,25 +48,6 @@ class CountingIds:
 
     def secret_token(self) -> str:
         return f"token_{self.new_id('t')}"
-
-
-class FakeGateway:
-    """The reads the actions make of Vercel; a member it does not know is Vercel's 404."""
-
-    def __init__(self) -> None:
-        self.account_info = AccountInfo(url="https://vercel.com/acme/~/integrations/kv", name="Acme")
-        self.members: dict[str, MemberInfo] = {}
-        self.asked: list[tuple[str, str]] = []  # (installation id, what)
-
-    async def get_account(self, installation: Installation) -> AccountInfo:
-        self.asked.append((installation.id, "account"))
-        return self.account_info
-
-    async def get_member(self, installation: Installation, member_id: str) -> MemberInfo:
-        self.asked.append((installation.id, f"member {member_id}"))
-        if member_id not in self.members:
-            raise VercelApiError(404, "not_found", "no such member")
-        return self.members[member_id]
 
 
 def an_installation(installation_id: str = INSTALLATION, **changes: object) -> Installation:
@@ -116,14 +93,37 @@ async def storage() -> Storage:
     return storage
 
 
+CATALOG = load_catalog(DEFAULT_PRODUCTS_FILE)
+
+
 @pytest.fixture
-def ports(storage: Storage) -> Ports:
-    return Ports(storage=storage, catalog=load_catalog(DEFAULT_PRODUCTS_FILE), clock=FixedClock(NOW), ids=CountingIds())
+def clock() -> ManualClock:
+    return ManualClock(NOW)
+
+
+@pytest.fixture
+def ports(storage: Storage, clock: ManualClock) -> Ports:
+    return Ports(storage=storage, catalog=CATALOG, clock=clock, ids=CountingIds())
 
 
 @pytest.fixture
 def gateway() -> FakeGateway:
     return FakeGateway()
+
+
+@pytest.fixture
+def provisioner() -> FakeProvisioner:
+    return FakeProvisioner()
+
+
+@pytest.fixture
+def usage() -> FakeUsage:
+    return FakeUsage()
+
+
+@pytest.fixture
+def verifier() -> FakeVerifier:
+    return FakeVerifier()
 
 
 @pytest.fixture
@@ -150,3 +150,22 @@ async def owed(storage: Storage, installation_id: str = INSTALLATION) -> list[Ou
 async def stored(storage: Storage, resource_id: str = RESOURCE, installation_id: str = INSTALLATION) -> Resource | None:
     async with storage.unit_of_work() as uow:
         return await uow.resources.get(installation_id, resource_id)
+
+
+async def stored_installation(storage: Storage, installation_id: str = INSTALLATION) -> Installation | None:
+    async with storage.unit_of_work() as uow:
+        return await uow.installations.get(installation_id)
+
+
+def admin(installation_id: str = INSTALLATION, user_id: str = "usr_admin") -> Caller:
+    """A person with the ADMIN role on the team, as a verified user token shows them."""
+    return Caller(style=AuthStyle.USER, account_id="team_1", installation_id=installation_id, user_id=user_id, role=Role.ADMIN)
+
+
+def viewer(installation_id: str = INSTALLATION, user_id: str = "usr_viewer") -> Caller:
+    return Caller(style=AuthStyle.USER, account_id="team_1", installation_id=installation_id, user_id=user_id, role=Role.USER)
+
+
+def system(installation_id: str = INSTALLATION) -> Caller:
+    """Vercel itself (a system token)."""
+    return Caller(style=AuthStyle.SYSTEM, account_id="team_1", installation_id=installation_id)

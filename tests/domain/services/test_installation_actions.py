@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from marketplace_provider.domain.billing import MemberInfo
+from marketplace_provider.domain.members import MemberInfo
 from marketplace_provider.domain.errors import Invalid, NotFound
 from marketplace_provider.domain.installations import Lifecycle
 from marketplace_provider.domain.notifications import Level, Notification

@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from marketplace_provider.domain.billing import ImportedResource, Ownership
+from marketplace_provider.domain.updates import ImportedResource, Ownership
 from marketplace_provider.domain.errors import Conflict, DomainError, Invalid, NotFound
 from marketplace_provider.domain.installations import Lifecycle
 from marketplace_provider.domain.notifications import Level, Notification

@@ -27,7 +27,7 @@ from marketplace_provider.domain.resources import ProvisionRequest, Resource, Re
 from marketplace_provider.domain.roles import AuthStyle, Caller, Role
 from marketplace_provider.domain.services.common import Ports, RequestKey
 from marketplace_provider.domain.services.resources import Resources
-from marketplace_provider.ports.ids import RandomIds
+from marketplace_provider.adapters.ids import RandomIds
 from marketplace_provider.ports.provisioner import Provisioned, ResourceDraft, Rotation
 from marketplace_provider.ports.storage import Storage
 from tests.support.clock import ManualClock
