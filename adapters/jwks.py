@@ -3,6 +3,8 @@
 The JWKS is fetched with aiohttp, lazily on the first token (the server starts while it is unreachable), and
 again when a token names a key we don't know (key rotation) or the keys are older than `keys_max_age_seconds`
 (a withdrawn key stops working), at most once per `refetch_interval_seconds`; a failed refetch keeps the keys.
+A cached token is served only while the key that verified it is still in the JWKS: a refetch without that key
+drops it, and a cache hit on stale keys refetches first, so a withdrawn key stops working for cached tokens too.
 Signatures and iss/aud go through pyjwt with RS256 pinned; time claims are checked against the injected
 clock, the same clock that ages the cache of verified callers. A raw token is never logged or kept: the
 cache is keyed by its SHA-256.
@@ -22,6 +24,7 @@ from typing import Any
 import aiohttp
 import jwt
 
+from marketplace_provider.adapters.metrics import JWKS_FETCH_FAILED, JWKS_FETCHED, TOKEN_CACHE_HITS, TOKEN_CACHE_MISSES
 from marketplace_provider.domain.errors import Unauthenticated, Unavailable
 from marketplace_provider.domain.roles import AuthStyle, Caller, Role
 
@@ -67,7 +70,7 @@ class JwksTokenVerifier:
         self._fetched_at: float | None = None  # last attempt, successful or not
         self._loaded_at = 0.0  # last successful fetch
         self._fetch_lock = asyncio.Lock()
-        self._callers: dict[bytes, Caller] = {}  # sha256(token) -> caller, oldest first
+        self._callers: dict[bytes, tuple[str, Caller]] = {}  # sha256(token) -> (kid, caller), oldest first
 
     async def close(self) -> None:
         if self._session is not None:
@@ -78,16 +81,24 @@ class JwksTokenVerifier:
         digest = hashlib.sha256(raw_token.encode("utf-8", "surrogatepass")).digest()
         cached = self._callers.get(digest)
         if cached is not None:
-            if self._clock() < cached.expires_at:
-                return cached
-            del self._callers[digest]
-        caller = await self._verify(raw_token)
-        self._remember(digest, caller)
+            kid, caller = cached
+            now = self._clock()
+            if now - self._loaded_at > self._keys_max_age and not self._fetch_lock.locked():
+                await self._refresh()
+            # a refetch drops the tokens of withdrawn keys; checking the kid here keeps that true in any order
+            if now < caller.expires_at and kid in self._keys:
+                TOKEN_CACHE_HITS.inc()
+                return caller
+            self._callers.pop(digest, None)
+        TOKEN_CACHE_MISSES.inc()
+        kid, caller = await self._verify(raw_token)
+        self._remember(digest, kid, caller)
         return caller
 
     # --- verification ---------------------------------------------------------------------------------
 
-    async def _verify(self, raw_token: str) -> Caller:
+    async def _verify(self, raw_token: str) -> tuple[str, Caller]:
+        """The caller the token stands for, with the id of the key that verified it."""
         try:
             header = jwt.get_unverified_header(raw_token)
         except jwt.PyJWTError:
@@ -117,7 +128,7 @@ class JwksTokenVerifier:
         except jwt.PyJWTError as exc:
             raise Unauthenticated(_reason(exc)) from None
         self._check_times(claims)
-        return self._caller(claims)
+        return kid, self._caller(claims)
 
     def _check_times(self, claims: dict[str, Any]) -> None:
         now = self._clock()
@@ -170,12 +181,20 @@ class JwksTokenVerifier:
             expires_at=expires_at,
         )
 
-    def _remember(self, digest: bytes, caller: Caller) -> None:
+    def _remember(self, digest: bytes, kid: str, caller: Caller) -> None:
         if self._cache_size <= 0:
             return
         while len(self._callers) >= self._cache_size:
             del self._callers[next(iter(self._callers))]
-        self._callers[digest] = caller
+        self._callers[digest] = (kid, caller)
+
+    def _forget_tokens_of(self, withdrawn: set[str]) -> None:
+        """Drop the cached tokens that keys no longer in the JWKS verified (they would fail verification now)."""
+        kept = {digest: entry for digest, entry in self._callers.items() if entry[0] not in withdrawn}
+        if len(kept) < len(self._callers):
+            dropped = len(self._callers) - len(kept)
+            log.info("JWKS withdrew %d key(s): %d cached token(s) dropped", len(withdrawn), dropped)
+        self._callers = kept
 
     # --- keys -----------------------------------------------------------------------------------------
 
@@ -207,9 +226,14 @@ class JwksTokenVerifier:
             try:
                 keys = await self._fetch()
             except Unavailable as exc:
+                JWKS_FETCH_FAILED.inc()
                 log.warning("JWKS refresh failed (%s); keeping %d known key(s)", exc.message, len(self._keys))
                 return
+            JWKS_FETCHED.inc()
+            withdrawn = self._keys.keys() - keys.keys()
             self._keys, self._loaded_at = keys, now
+            if withdrawn:
+                self._forget_tokens_of(withdrawn)
 
     async def _fetch(self) -> dict[str, jwt.PyJWK]:
         try:

@@ -27,7 +27,11 @@ StorageBackend = Literal["memory", "sqlite", "postgres"]
 STORAGE_BACKENDS: tuple[str, ...] = ("memory", "sqlite", "postgres")
 LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
 _URL_FIELDS = ("vercel_oidc_issuer", "vercel_oidc_jwks_url", "vercel_api_url", "vercel_url", "public_url")
-_SECRET_FIELDS = frozenset({"integration_client_secret", "secrets_key"})
+_SECRET_FIELDS = frozenset({"integration_client_secret", "secrets_key", "metrics_token"})
+LOG_FORMATS = ("text", "json")
+MIN_METRICS_TOKEN_LENGTH = 16
+_HOST = re.compile(r"^[A-Za-z0-9.:-]+\Z")  # a name, IPv4 or IPv6 address
+_METRICS_TOKEN = re.compile(r"^[\x21-\x7e]+\Z")  # visible ASCII: it travels in an Authorization header
 _POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 _IMPORT_PATH = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*\Z")
 _EMAIL = re.compile(r"^[^@\s:/]+@[^@\s:/]+\.[^@\s:/]+\Z")
@@ -64,6 +68,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     public_url: str = "http://127.0.0.1:8000"
     max_body_bytes: int = 1_048_576
     log_level: str = "INFO"
+    log_format: str = "text"  # or json: one object a line (entrypoints/logs.py)
+    log_level_third_party: str | None = None  # None: INFO, or LOG_LEVEL when that is quieter
+    metrics_token: str | None = None  # None: /metrics is open; else it needs "Authorization: Bearer <it>"
+    worker_metrics_address: str | None = None  # HOST:PORT where the `worker` command serves /metrics; None: nowhere
     jwks_refetch_seconds: float = 10.0
     token_leeway_seconds: float = 30.0
     # Vercel's docs say .../experimentation/edge-config, its SDK .../global-config
@@ -103,6 +111,16 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             raise ConfigError("MAX_BODY_BYTES must be greater than 0")
         if self.log_level.upper() not in LOG_LEVELS:
             raise ConfigError(f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}")
+        if self.log_level_third_party is not None and self.log_level_third_party.upper() not in LOG_LEVELS:
+            raise ConfigError(f"LOG_LEVEL_THIRD_PARTY must be one of {', '.join(LOG_LEVELS)}")
+        if self.log_format.lower() not in LOG_FORMATS:
+            raise ConfigError(f"LOG_FORMAT must be one of {', '.join(LOG_FORMATS)}")
+        if self.metrics_token is not None and (
+            len(self.metrics_token) < MIN_METRICS_TOKEN_LENGTH or not _METRICS_TOKEN.match(self.metrics_token)
+        ):
+            raise ConfigError(f"METRICS_TOKEN must be at least {MIN_METRICS_TOKEN_LENGTH} visible ASCII characters")
+        if self.worker_metrics_address is not None and self.worker_metrics_bind is None:
+            raise ConfigError("WORKER_METRICS_ADDRESS must be HOST:PORT, e.g. 0.0.0.0:9100 (port 1 to 65535)")
         for name in ("jwks_refetch_seconds", "token_leeway_seconds"):
             value = getattr(self, name)
             if not 0 <= value < float("inf"):  # also refuses NaN
@@ -137,6 +155,15 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         if self.support_url is None or "://" in self.support_url or self.support_url.startswith("mailto:"):
             return self.support_url
         return "mailto:" + self.support_url
+
+    @property
+    def worker_metrics_bind(self) -> tuple[str, int] | None:
+        """WORKER_METRICS_ADDRESS as (host, port); `[::1]:9100` for IPv6. None when unset or malformed."""
+        host, colon, port = (self.worker_metrics_address or "").rpartition(":")
+        host = host.removeprefix("[").removesuffix("]")
+        if not colon or not host or not port.isdigit() or not 0 < int(port) < 65536 or not _HOST.match(host):
+            return None
+        return host, int(port)
 
     @property
     def uses_development_credentials(self) -> bool:

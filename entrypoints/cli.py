@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import copy
+import errno
 import logging
 import os
+import signal
+import socket
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import msgspec
 
@@ -17,12 +21,15 @@ from marketplace_provider.config.settings import ConfigError, Settings, load_set
 from marketplace_provider.domain.errors import DomainError, NotFound
 from marketplace_provider.entrypoints.check import add_check_command
 from marketplace_provider.entrypoints.cli_actions import add_commands
+from marketplace_provider.entrypoints.logs import configure_logging
 from marketplace_provider.entrypoints.simulate import add_simulate
 from marketplace_provider.ports.storage import UnitOfWork
 
 T = TypeVar("T")
 
 log = logging.getLogger("marketplace")
+
+DEFAULT_PORT = 8000
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
@@ -32,7 +39,10 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
 
     from marketplace_provider.entrypoints.containers import container_for, preflight
     from marketplace_provider.entrypoints.http import server_options
+    from marketplace_provider.entrypoints.logs import logging_config
 
+    port = args.port if args.port is not None else _port_from_env()
+    _check_listen(args.host, port)
     if args.no_worker:
         settings = msgspec.structs.replace(settings, serve_worker=False)
         os.environ["SERVE_WORKER"] = "false"  # for the server processes, which read the environment
@@ -48,12 +58,69 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         report["usageSource"],
         "in-process" if settings.serve_worker else "left to `marketplace-provider worker` (--no-worker)",
     )
+    # uvicorn finishes the requests under way on SIGTERM, then raises the signal again to end the process the
+    # default way (status -15, which orchestrators may count as a failure). This handler makes that exit 0.
+    signal.signal(signal.SIGTERM, _exit_cleanly)
     uvicorn.run(
         "marketplace_provider.entrypoints.http:app_from_env",
         factory=True,
-        **server_options(host=args.host, port=args.port, workers=args.workers, log_level=settings.log_level.lower()),
+        **server_options(host=args.host, port=port, workers=args.workers, log_config=logging_config(settings)),
     )
     return 0
+
+
+def _exit_cleanly(signum: int, frame: object) -> None:
+    raise SystemExit(0)
+
+
+def port_number(text: str) -> int:
+    """An argparse type: a TCP port to listen on (0, "any free port", is refused: nobody could reach it)."""
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a TCP port (1 to 65535)")
+    return port
+
+
+def _positive(text: str) -> int:
+    try:
+        number = int(text)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
+    return number
+
+
+def _port_from_env() -> int:
+    text = os.environ.get("PORT", "").strip()
+    if not text:
+        return DEFAULT_PORT
+    try:
+        return port_number(text)
+    except argparse.ArgumentTypeError as exc:
+        raise ConfigError(f"PORT={text!r}: not a TCP port (1 to 65535)") from exc
+
+
+def _check_listen(host: str, port: int) -> None:
+    """Bind where the server will, and let go at once: a port in use or a host that is not ours fails here in
+    one line, before the server starts its processes (uvicorn would log it after the application started)."""
+    try:
+        addresses = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise ConfigError(f"serve: cannot listen on {host}:{port} ({exc.strerror})") from None
+    for family, kind, proto, _, address in addresses:
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server's own socket does
+            if family == socket.AF_INET6:
+                probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            try:
+                probe.bind(address)
+            except OSError as exc:
+                reason = "in use by another process" if exc.errno == errno.EADDRINUSE else exc.strerror
+                raise ConfigError(f"serve: cannot listen on {host}:{port} ({reason})") from None
 
 
 def _migrate(settings: Settings, args: argparse.Namespace) -> int:
@@ -174,16 +241,50 @@ def _version() -> str:
         return "unknown"
 
 
+def _shows_default(action: argparse.Action) -> bool:
+    default = action.default
+    return default is not argparse.SUPPRESS and default is not None and default is not False and default not in ([], {})
+
+
+class DefaultsShown(argparse.HelpFormatter):
+    """Help showing each option's default in brackets, as the README does, unless its text already says it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if "[" in text or not _shows_default(action):
+            return action.help
+        return f"{text} [%(default)s]".strip()
+
+    def _format_action(self, action: argparse.Action) -> str:
+        if not action.help and _shows_default(action):  # argparse prints no help line at all without a text
+            action = copy.copy(action)
+            action.help = "[%(default)s]"
+        return super()._format_action(action)
+
+
+class CommandParser(argparse.ArgumentParser):
+    """Every (sub)command's parser: defaults in its help, and a usage error in one line, exit status 2."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", DefaultsShown)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see --help)\n")
+
+
 def parser() -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(
+    top = CommandParser(
         prog="marketplace-provider", description="Sell your product on the Vercel Marketplace as a native integration."
     )
     top.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
-    commands = top.add_subparsers(dest="command", required=True)
+    commands = top.add_subparsers(dest="command", required=True)  # sub-parsers are CommandParsers too
     serve = commands.add_parser("serve", help="run the HTTP server (Partner API, webhooks, SSO)")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=os.environ.get("PORT") or 8000, help="[PORT or 8000]")
-    serve.add_argument("--workers", type=int, default=1, help="server processes [1]")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on; 0.0.0.0: every interface")
+    serve.add_argument(
+        "--port", type=port_number, help=f"port to listen on [the PORT environment variable, else {DEFAULT_PORT}]"
+    )
+    serve.add_argument("--workers", type=_positive, default=1, help="server processes")
     serve.add_argument(
         "--no-worker",
         action="store_true",
@@ -215,10 +316,9 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         settings = load_settings()
-        logging.getLogger().setLevel(settings.log_level.upper())
+        configure_logging(settings)  # LOG_FORMAT, LOG_LEVEL, LOG_LEVEL_THIRD_PARTY (entrypoints/logs.py)
         return args.run(settings, args)
     except ConfigError as exc:
         print(f"marketplace-provider: {exc}", file=sys.stderr)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import inspect
+import random
 import sqlite3
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
 import asyncpg
+import msgspec
 
 from dependency_injector import containers, providers
 
@@ -15,7 +17,11 @@ from marketplace_provider.adapters.example_provisioner import ExampleProvisioner
 from marketplace_provider.adapters.example_usage import ExampleUsageSource
 from marketplace_provider.adapters.http.dashboard import Browser
 from marketplace_provider.adapters.jwks import JwksTokenVerifier
+from marketplace_provider.adapters.metered import DeliveryMeter, MeteredProvisioner
 from marketplace_provider.adapters.cipher import CipherError, SecretCipher, load_or_create_key_file, parse_keys
+from marketplace_provider.adapters.clock import SystemClock
+from marketplace_provider.adapters.http.webhooks import read_payload
+from marketplace_provider.adapters.ids import RandomIds
 from marketplace_provider.adapters.storage.memory import MemoryStorage
 from marketplace_provider.adapters.storage.migrations import migrate_postgres, migrate_sqlite, pending_postgres, pending_sqlite
 from marketplace_provider.adapters.storage.postgres import PostgresStorage
@@ -44,8 +50,6 @@ from marketplace_provider.domain.plans import Catalog
 from marketplace_provider.domain.sso import page_link
 from marketplace_provider.entrypoints import plugins
 from marketplace_provider.entrypoints.plugins import PluginContext
-from marketplace_provider.ports.clock import SystemClock
-from marketplace_provider.ports.ids import RandomIds
 from marketplace_provider.ports.provisioner import ResourceProvisioner
 from marketplace_provider.ports.storage import Storage
 from marketplace_provider.ports.usage import UsageSource
@@ -189,6 +193,11 @@ async def given_part(port: plugins.Port, part: object) -> AsyncIterator[object]:
         yield opened
 
 
+def metered_delivery_ports(ports: Ports) -> Ports:
+    """The delivery's ports: the same storage, whose outbox outcomes it commits are counted (adapters/metered.py)."""
+    return msgspec.structs.replace(ports, storage=DeliveryMeter(ports.storage))
+
+
 class Container(containers.DeclarativeContainer):
     """The one composition root: every entrypoint (serve, worker, each command, the tests' servers, the
     benchmarks) builds its parts here, one container per process, so each part exists once and overriding
@@ -205,12 +214,14 @@ class Container(containers.DeclarativeContainer):
     plugin_context = providers.Singleton(_plugin_context, settings, catalog, __self__)
     # The integrator's parts: PROVISIONER and USAGE_SOURCE, else the shipped examples.
     provisioner = providers.Resource(open_provisioner, settings, plugin_context)
+    # What the services call: that provisioner, each call counted and timed for /metrics (adapters/metered.py).
+    metered_provisioner = providers.Singleton(MeteredProvisioner, provisioner)
     usage = providers.Resource(open_usage_source, settings, plugin_context)
     vercel = providers.Resource(open_vercel, settings)
     token_verifier = providers.Resource(open_verifier, settings)
 
     installations = providers.Singleton(Installations, ports)
-    resources = providers.Singleton(Resources, ports, provisioner)
+    resources = providers.Singleton(Resources, ports, metered_provisioner)
     notifications = providers.Singleton(Notifications, ports)
     jobs = providers.Singleton(ScheduledJobs, ports, usage)
     # The provider-side actions (entrypoints/provider.py's Marketplace, the action commands).
@@ -218,7 +229,12 @@ class Container(containers.DeclarativeContainer):
     resource_actions = providers.Singleton(ResourceActions, ports)
     experimentation = providers.Singleton(ExperimentationActions, ports)
     webhooks = providers.Singleton(
-        Webhooks, ports, vercel, installations, billing_link=providers.Callable(billing_page_link, settings)
+        Webhooks,
+        ports,
+        vercel,
+        installations,
+        billing_link=providers.Callable(billing_page_link, settings),
+        read_payload=providers.Object(read_payload),  # stored deliveries are read in the wire format they came in
     )
     services = providers.Singleton(
         Services,
@@ -231,7 +247,9 @@ class Container(containers.DeclarativeContainer):
         webhooks=webhooks,
     )
     sign_in = providers.Singleton(SignIn, ports, vercel, token_verifier, session_hours=settings.provided.session_hours)
-    dashboard = providers.Singleton(Dashboard, ports, resource_actions, provisioner, usage)
+    dashboard = providers.Singleton(
+        Dashboard, ports, resource_actions, metered_provisioner, usage, read_payload=providers.Object(read_payload)
+    )
     browser = providers.Singleton(
         Browser,
         public_url=settings.provided.public_url,
@@ -241,10 +259,11 @@ class Container(containers.DeclarativeContainer):
     retry_policy = providers.Singleton(RetryPolicy, max_attempts=settings.provided.outbox_max_attempts)
     delivery = providers.Singleton(
         Delivery,
-        ports,
+        providers.Callable(metered_delivery_ports, ports),  # its outbox outcomes counted for /metrics
         vercel,
         retry_policy,
-        provisioner=provisioner,
+        provisioner=metered_provisioner,
+        jitter=providers.Object(random.random),  # the one source of randomness the retries use
         lease_seconds=settings.provided.outbox_lease_seconds,
     )
 

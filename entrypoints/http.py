@@ -81,6 +81,7 @@ def create_app(
         csrf_secret=csrf_secret(settings),
         secure_cookies=settings.public_url.startswith("https://"),
         max_body_bytes=settings.max_body_bytes,
+        metrics_token=settings.metrics_token,
     )
 
 
@@ -106,18 +107,26 @@ def freeze_start_up_objects() -> None:
     gc.freeze()
 
 
-def server_options(*, host: str, port: int, workers: int = 1, log_level: str = "info") -> dict[str, Any]:
+def server_options(*, host: str, port: int, workers: int = 1, log_config: dict[str, Any] | None = None) -> dict[str, Any]:
     """The uvicorn options `serve` runs with; a benchmark's floor app must be served with the same ones.
 
     uvloop and httptools (both dependencies) take about half the CPU per request of uvicorn's pure-Python
-    defaults (asyncio's loop, h11): measured in issue 13, where Granian did no better per request."""
+    defaults (asyncio's loop, h11): measured in issue 13, where Granian did no better per request.
+
+    uvicorn's only read timeout is `timeout_keep_alive` (after a response), and httptools bounds no header: the
+    protocol is httptools behind the limits of adapters/uvicorn_limits.py (a request head within 10 s, its body
+    within 30 s, a 16 KiB request line, a 64 KiB head; JSON errors 400/408/414/431), issue 14."""
+    from marketplace_provider.adapters.uvicorn_limits import GuardedHttpToolsProtocol
+
     return {
         "host": host,
         "port": port,
         "workers": workers,
         "loop": "uvloop",
-        "http": "httptools",
-        "log_level": log_level,
+        "http": GuardedHttpToolsProtocol,  # httptools, with the limits above
+        "log_config": log_config,  # entrypoints/logs.py: uvicorn applies it in each server process it starts
+        "log_level": None,  # the levels are log_config's (third-party loggers, uvicorn's too, stay at INFO)
         "access_log": False,  # access lines would carry query strings; our own logs say what matters
         "timeout_graceful_shutdown": 30,
+        "timeout_keep_alive": 5,  # an idle connection closes 5 s after its last answer (a proxy in front: keep it below)
     }

@@ -16,14 +16,18 @@ from litestar.di import NamedDependency, Provide
 from litestar.exceptions import HTTPException
 from litestar.config.csrf import CSRFConfig
 from litestar.plugins.jinja import JinjaTemplateEngine
-from litestar.openapi import OpenAPIConfig
-from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 
+from marketplace_provider.adapters.http.api_docs import openapi_config
 from marketplace_provider.adapters.http.auth import provide_caller, provide_request_key
 from marketplace_provider.adapters.http.errors import EXCEPTION_HANDLERS
+from marketplace_provider.adapters.http.metrics_route import metrics_route
+from marketplace_provider.adapters.http.observability import CallerNoting, observe_requests
 from marketplace_provider.adapters.http.dashboard import Brand, Browser, callback_router, dashboard_router
+from marketplace_provider.adapters.http.disconnects import DISCONNECT_HANDLERS
+from marketplace_provider.adapters.http.page_headers import browser_headers
 from marketplace_provider.adapters.http.partner_api import partner_api
+from marketplace_provider.adapters.http.static_files import static_files_router
 from marketplace_provider.adapters.http.webhooks import receive_webhook
 
 from marketplace_provider.domain.services import Services
@@ -138,13 +142,14 @@ def create_app(
     csrf_secret: str,
     secure_cookies: bool = False,
     max_body_bytes: int = 1_048_576,
+    metrics_token: str | None = None,  # METRICS_TOKEN: None leaves /metrics open
     debug: bool = False,
 ) -> Litestar:
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         async with open_runtime() as runtime:
             app.state.runtime = runtime
-            app.state.token_verifier = runtime.token_verifier
+            app.state.token_verifier = CallerNoting(runtime.token_verifier)  # the access line names the caller
             # Events stored but never applied (this process died after acknowledging them) are applied now.
             sweep = asyncio.create_task(_apply_left_over(runtime.services.webhooks))
             yield
@@ -157,7 +162,7 @@ def create_app(
         lstrip_blocks=True,
     )
     pages.globals["brand"] = brand
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             partner_api,
             receive_webhook,
@@ -170,9 +175,10 @@ def create_app(
                     cookie_secure=secure_cookies,
                 )
             ),
-            create_static_files_router(path="/static", directories=[PAGES / "static"], include_in_schema=False),
+            static_files_router("/static", PAGES / "static"),
             healthz,
             readyz,
+            metrics_route(metrics_token),
         ],
         template_config=TemplateConfig(instance=JinjaTemplateEngine.from_environment(pages)),
         dependencies={
@@ -186,13 +192,15 @@ def create_app(
             "webhooks": Provide(_webhooks, sync_to_thread=False),
         },
         before_request=require_json_body,
-        exception_handlers=EXCEPTION_HANDLERS,
+        exception_handlers={**EXCEPTION_HANDLERS, **DISCONNECT_HANDLERS},
+        before_send=[browser_headers(brand.logo_url)],  # security headers on /dashboard, /callback, /static
         lifespan=[lifespan],
         request_max_body_size=max_body_bytes,
-        openapi_config=OpenAPIConfig(title="marketplace-provider", version="0.1.0", path="/schema"),
+        openapi_config=openapi_config(version="0.1.0"),  # offline Swagger UI at /schema, the bearer scheme
         debug=debug,
         logging_config=None,
     )
+    return observe_requests(app)  # request ids, access lines and request metrics, around everything
 
 
 

@@ -9,7 +9,7 @@ import re
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 
-from marketplace_provider.adapters.http.schemas import ErrorBody, FieldProblem
+from marketplace_provider.adapters.http.schemas import PATTERN_MEANINGS, ErrorBody, FieldProblem
 from marketplace_provider.domain.errors import (
     Conflict,
     DomainError,
@@ -61,6 +61,9 @@ def domain_error(request: Request, exc: DomainError) -> Response[ErrorBody]:
 
 
 MISSING_FIELD = re.compile(r"Object missing required field `([^`]+)`")
+# msgspec names a pattern a value failed by its repr: say what it means instead
+PATTERN_FAILED = re.compile(r"Expected `str` matching regex (.+)")
+MEANINGS = {repr(pattern): meaning for pattern, meaning in PATTERN_MEANINGS.items()}
 
 
 def _field_problem(item: dict) -> FieldProblem:
@@ -73,7 +76,11 @@ def _field_problem(item: dict) -> FieldProblem:
     if missing:
         parent = "" if key in ("data", "body") else key + "."
         return FieldProblem(key=parent + missing.group(1), message="is required")
-    return FieldProblem(key=key, message=message.split(" - at `")[0])
+    message = message.split(" - at `")[0]
+    failed = PATTERN_FAILED.fullmatch(message)
+    if failed and failed.group(1) in MEANINGS:
+        message = MEANINGS[failed.group(1)]
+    return FieldProblem(key=key, message=message)
 
 
 def validation_error(request: Request, exc: ValidationException) -> Response[ErrorBody]:

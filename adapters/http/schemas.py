@@ -15,12 +15,41 @@ from marketplace_provider.domain.balances import PurchaseResult
 from marketplace_provider.domain.errors import DomainError, Invalid
 from marketplace_provider.domain.notifications import Notification
 from marketplace_provider.domain.plans import BillingPlan
-from marketplace_provider.domain.resources import Resource, Secret
+from marketplace_provider.domain.resources import NAME_MAX, Resource, Secret
 
 NO_NUL = r"^[^\x00]*$"  # NUL bytes are refused everywhere: no store or log should ever see one
-Id = Annotated[str, Meta(min_length=1, max_length=128, pattern=NO_NUL)]
+CONTROL = r"\x00-\x1f\x7f-\x9f"  # the control characters (Unicode Cc): never in an id
+END = r"(?!\n)$"  # the end: `$` alone also matches before a final newline in Python's `re` (msgspec's)
+NO_CONTROL = rf"^[^{CONTROL}]*{END}"
+ID_NOT_BLANK = rf"^[^{CONTROL}]*[^\s{CONTROL}][^{CONTROL}]*{END}"  # says something: not empty, not only whitespace
+NAME = rf"^[^\x00-\x1f]*[^\s\x00-\x1f][^\x00-\x1f]*{END}"  # a resource name (domain check_name): no control characters
+
+# What a pattern means, for the error a client reads instead of the regular expression (errors.py).
+PATTERN_MEANINGS = {
+    NO_NUL: "must not contain NUL characters",
+    NO_CONTROL: "must not contain control characters",
+    ID_NOT_BLANK: "must not be blank or contain control characters",
+    NAME: "must not be blank or contain control characters",
+}
+
+Id = Annotated[str, Meta(min_length=1, max_length=128, pattern=NO_CONTROL)]  # an id in a body
 Text = Annotated[str, Meta(max_length=1024, pattern=NO_NUL)]
 LongText = Annotated[str, Meta(max_length=10_000, pattern=NO_NUL)]
+Name = Annotated[str, Meta(min_length=1, max_length=NAME_MAX, pattern=NAME)]
+
+
+def nested(*, items: Any = None, keys: Any = None, values: Any = None, **schema: Any) -> dict[str, Any]:
+    """`extra_json_schema` for a list or dict field: Litestar's OpenAPI document states only a field's own
+    constraints, not those of its items, keys and values (msgspec validates all of them). They are written
+    from the same types, so the document cannot drift from what is checked."""
+    stated = dict(schema)
+    if items is not None:
+        stated["items"] = msgspec.json.schema(items)
+    if keys is not None:
+        stated["propertyNames"] = msgspec.json.schema(keys)
+    if values is not None:
+        stated["additionalProperties"] = msgspec.json.schema(values)
+    return {"extra": stated}
 
 
 class Wire(msgspec.Struct, rename="camel", omit_defaults=True, kw_only=True):
@@ -215,9 +244,15 @@ class AccountIn(Wire):
     name: Text | None = None
 
 
+Scope = Annotated[str, Meta(max_length=256, pattern=NO_NUL)]
+PolicyName = Annotated[str, Meta(max_length=128, pattern=NO_NUL)]
+
+
 class UpsertInstallationIn(Wire):
-    scopes: Annotated[list[Annotated[str, Meta(max_length=256, pattern=NO_NUL)]], Meta(max_length=256)]
-    accepted_policies: Annotated[dict[Annotated[str, Meta(max_length=128, pattern=NO_NUL)], Text], Meta(max_length=64)]
+    scopes: Annotated[list[Scope], Meta(max_length=256, extra_json_schema=nested(items=Scope))]
+    accepted_policies: Annotated[
+        dict[PolicyName, Text], Meta(max_length=64, extra_json_schema=nested(keys=PolicyName, values=Text, maxProperties=64))
+    ]
     credentials: CredentialsIn
     account: AccountIn | None = None
 
@@ -242,28 +277,30 @@ class FinalizedOut(Wire):
 
 # ---------------------------------------------------------------- resources
 
-Metadata = Annotated[dict[Annotated[str, Meta(max_length=128, pattern=NO_NUL)], Any], Meta(max_length=100)]
+MetadataKey = Annotated[str, Meta(max_length=128, pattern=NO_NUL)]
+Metadata = Annotated[dict[MetadataKey, Any], Meta(max_length=100, extra_json_schema=nested(keys=MetadataKey, maxProperties=100))]
 
 
 class ProvisionResourceIn(Wire):
     product_id: Id
-    name: Annotated[str, Meta(max_length=1024, pattern=NO_NUL)]
+    name: Name
     metadata: Metadata
     billing_plan_id: Id
-    external_id: Text | None = None
+    external_id: Annotated[str, Meta(max_length=1024, pattern=NO_CONTROL)] | None = None
     protocol_settings: dict[str, Any] | None = None
 
 
 class UpdateResourceIn(Wire):
-    name: Annotated[str, Meta(max_length=1024, pattern=NO_NUL)] | UnsetType = UNSET
+    name: Name | UnsetType = UNSET
     metadata: Metadata | UnsetType = UNSET
     billing_plan_id: Id | UnsetType = UNSET
-    status: Literal["ready", "pending", "onboarding", "suspended", "resumed", "uninstalled", "error"] | UnsetType = UNSET
+    # deprecated by Vercel; "uninstalled" is not settable: deleting the resource uninstalls it
+    status: Literal["ready", "pending", "onboarding", "suspended", "resumed", "error"] | UnsetType = UNSET
     protocol_settings: dict[str, Any] | UnsetType = UNSET
 
 
 class RotateSecretsIn(Wire):
-    reason: Text | None = None
+    reason: Annotated[str, Meta(max_length=1000, pattern=NO_NUL)] | None = None
     delay_old_secrets_expiration_hours: Annotated[float, Meta(ge=0, le=720)] = 0
 
 
@@ -282,7 +319,7 @@ class ReplIn(Wire):
 
 
 class ProvisionPurchaseIn(Wire):
-    invoice_id: Id
+    invoice_id: Annotated[str, Meta(min_length=1, max_length=128, pattern=ID_NOT_BLANK)]
 
 
 class BalanceOut(Wire):
@@ -315,10 +352,12 @@ class PurchaseOut(Wire):
 # ---------------------------------------------------------------- transfers
 
 EPOCH_MS_MAX = 253_402_300_799_000  # 9999-12-31
+# 1 to 100 distinct resource ids (a repeated one is refused by the transfer rules)
+ResourceIds = Annotated[list[Id], Meta(min_length=1, max_length=100, extra_json_schema=nested(items=Id, uniqueItems=True))]
 
 
 class CreateTransferIn(Wire):
-    resource_ids: Annotated[list[Id], Meta(min_length=1, max_length=100)]
+    resource_ids: ResourceIds
     expires_at: Annotated[int, Meta(ge=0, le=EPOCH_MS_MAX)]
 
 
@@ -330,7 +369,7 @@ class LegacyCreateTransferIn(Wire):
     """The older PUT form in Vercel's example: the claim id is in the path, `expiration` in epoch seconds
     (epoch milliseconds are recognised by their size)."""
 
-    resource_ids: Annotated[list[Id], Meta(min_length=1, max_length=100)]
+    resource_ids: ResourceIds
     expiration: Annotated[int, Meta(ge=1, le=EPOCH_MS_MAX)]
     claim_id: Id | None = None
 

@@ -359,16 +359,75 @@ async def test_the_cache_is_bounded(kit: TokenKit, clock: FakeClock) -> None:
     verifier = make_verifier(kit, clock, cache_size=2)
     tokens = [kit.user_token(f"icfg_{i}") for i in range(3)]
     try:
-        for token in tokens:
-            await verifier.verify(token)
-        kit.rotate()
-        clock.advance(INTERVAL + 1)
-        await verifier.verify(kit.user_token("icfg_new"))  # refetch drops the old key; evicts tokens[1]
+        callers = [await verifier.verify(token) for token in tokens]  # the third evicts the first
 
-        assert (await verifier.verify(tokens[2])).installation_id == "icfg_2"  # still cached
-        for evicted in tokens[:2]:
-            with pytest.raises(Unauthenticated):  # verified afresh, and its key is gone
-                await verifier.verify(evicted)
+        assert await verifier.verify(tokens[2]) is callers[2]  # still cached: the same object
+        again = await verifier.verify(tokens[0])  # verified afresh: a new, equal object
+        assert again is not callers[0] and again == callers[0]
+        assert await verifier.verify(tokens[2]) is callers[2]
+        assert await verifier.verify(tokens[1]) is not callers[1]  # evicted when tokens[0] came back
+    finally:
+        await verifier.close()
+
+
+async def test_cached_tokens_stop_working_once_a_refetch_no_longer_holds_their_key(
+    kit: TokenKit, verifier: JwksTokenVerifier, clock: FakeClock
+) -> None:
+    cached = [kit.user_token(f"icfg_{i}") for i in range(3)]
+    for token in cached:
+        await verifier.verify(token)
+    kit.rotate()  # the old key leaves the JWKS
+    clock.advance(INTERVAL + 1)
+    await verifier.verify(kit.user_token("icfg_new"))  # an unknown kid: the refetch sees the old key gone
+    assert kit.fetch_count == 2
+
+    for token in cached:
+        with pytest.raises(Unauthenticated, match="unknown key"):
+            await verifier.verify(token)
+
+
+async def test_cached_tokens_survive_a_refetch_that_keeps_their_key(
+    kit: TokenKit, verifier: JwksTokenVerifier, clock: FakeClock
+) -> None:
+    token = kit.user_token("icfg_1")
+    first = await verifier.verify(token)
+    kit.rotate(keep_old=True)
+    clock.advance(INTERVAL + 1)
+    await verifier.verify(kit.user_token("icfg_new"))
+    assert kit.fetch_count == 2
+
+    assert await verifier.verify(token) is first
+
+
+async def test_a_cache_hit_on_stale_keys_refetches_so_a_withdrawn_key_stops_working(
+    kit: TokenKit, clock: FakeClock
+) -> None:
+    verifier = make_verifier(kit, clock, keys_max_age_seconds=60)
+    try:
+        token = kit.user_token("icfg_1")  # valid for 600 s
+        first = await verifier.verify(token)
+        assert await verifier.verify(token) is first
+        kit.rotate()
+        clock.advance(61)  # the keys are stale; the token has not expired
+
+        with pytest.raises(Unauthenticated):
+            await verifier.verify(token)
+        assert kit.fetch_count == 2
+    finally:
+        await verifier.close()
+
+
+async def test_a_cache_hit_on_stale_keys_is_served_while_the_jwks_is_down(kit: TokenKit, clock: FakeClock) -> None:
+    verifier = make_verifier(kit, clock, keys_max_age_seconds=60)
+    try:
+        token = kit.user_token("icfg_1")
+        first = await verifier.verify(token)
+        kit.fail = True
+        clock.advance(61)
+
+        assert await verifier.verify(token) is first  # the failed refetch kept the keys
+        assert await verifier.verify(token) is first
+        assert kit.fetch_count == 2  # one failed refetch, then the rate limit
     finally:
         await verifier.close()
 

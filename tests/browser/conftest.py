@@ -63,11 +63,34 @@ async def chromium() -> AsyncIterator[Browser]:
         await browser.close()
 
 
+# Runs in every page before its own content; Playwright's bindings and init scripts are not subject to the page's CSP.
+REPORT_CSP_VIOLATIONS = """
+document.addEventListener("securitypolicyviolation", (e) =>
+  window.reportCspViolation(`${e.violatedDirective} blocked ${e.blockedURI || "inline"} on ${document.location.pathname}`));
+"""
+
+
 @pytest.fixture
-async def browser(chromium: Browser, base_url: str) -> AsyncIterator[BrowserContext]:
+def csp_violations() -> list[str]:
+    """What the pages' Content-Security-Policy blocked during a test (events and Chromium's console errors)."""
+    return []
+
+
+@pytest.fixture
+async def browser(chromium: Browser, base_url: str, csp_violations: list[str]) -> AsyncIterator[BrowserContext]:
+    """A fresh context; at the end, no page may have had anything blocked by the CSP (a test that provokes a
+    violation on purpose empties `csp_violations` itself)."""
     context = await chromium.new_context(base_url=base_url, viewport={"width": 1200, "height": 900})
+    await context.expose_binding("reportCspViolation", lambda _source, text: csp_violations.append(text))
+    await context.add_init_script(REPORT_CSP_VIOLATIONS)
+    context.on(
+        "console",
+        lambda message: csp_violations.append(message.text)
+        if message.type == "error" and "Content Security Policy" in message.text else None,
+    )
     yield context
     await context.close()
+    assert csp_violations == [], csp_violations
 
 
 @pytest.fixture

@@ -132,3 +132,36 @@ async def test_every_page_renders_and_is_captured(
     reply = await page.goto("/dashboard")
     assert reply is not None and reply.status == 401
     await page.screenshot(path=screenshot_path("error-signed-out"), full_page=True)
+
+
+async def test_the_pages_work_under_their_content_security_policy(
+    browser: BrowserContext, sso: Sso, installed: Installation, csp_violations: list[str]
+) -> None:
+    resource = (await installed.provision(name="csp-kv")).json
+    page = await signed_in(browser, sso, installed, "ADMIN")
+    reply = await page.goto(f"/dashboard/resources/{resource['id']}")
+    assert reply is not None and "default-src 'none'" in (await reply.all_headers())["content-security-policy"]
+    # the stylesheet applied (a blocked one would leave the browser's default serif font and colours)
+    font = await page.evaluate("getComputedStyle(document.body).fontFamily")
+    assert font.startswith("system-ui"), font
+    # reveal a secret, rotate: what the page does without any script
+    await page.locator("details.reveal summary").first.click()
+    assert await page.get_by_text(resource["secrets"][0]["value"]).count() >= 1
+    await page.get_by_role("button", name="Rotate secrets").click()
+    await page.wait_for_url("**done=secrets-rotated**")
+    assert csp_violations == []
+
+    # and the browser does enforce it here: an inline script and a foreign image are refused and reported
+    await page.evaluate("""() => {
+        const script = document.createElement("script");
+        script.textContent = "window.injected = true";
+        document.body.append(script);
+        const image = document.createElement("img");
+        image.src = "https://images.example.invalid/x.png";
+        document.body.append(image);
+    }""")
+    await page.wait_for_timeout(300)
+    assert await page.evaluate("window.injected === undefined")
+    assert any(v.startswith("script-src-elem blocked inline") for v in csp_violations), csp_violations
+    assert any(v.startswith("img-src blocked https://images.example.invalid") for v in csp_violations), csp_violations
+    csp_violations.clear()  # provoked on purpose: the fixture's check is for the pages' own content

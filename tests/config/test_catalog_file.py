@@ -182,3 +182,35 @@ def test_bad_metadata_default_names_the_field(tmp_path: Path) -> None:
 
 def test_empty_file(tmp_path: Path) -> None:
     assert "products" in broken(tmp_path, "")
+
+
+def test_an_unknown_field_type_names_the_valid_types(tmp_path: Path) -> None:
+    text = GOOD_PLANS + GOOD_PRODUCT + '\n[[products.metadata]]\nkey = "size"\ntype = "integer"\n'
+    assert broken(tmp_path, text) == (
+        "products[0] ('kv'): 'integer' at `$.products[0].metadata[0].type` is not one of: string, number, boolean"
+    )
+
+
+def test_an_unknown_plan_type_names_the_valid_types(tmp_path: Path) -> None:
+    text = GOOD_PLANS.replace('type = "subscription"\nname = "Pro"', 'type = "monthly"\nname = "Pro"') + GOOD_PRODUCT
+    message = broken(tmp_path, text)
+    assert message == "plans[1] ('pro'): 'monthly' at `$.plans[1].type` is not one of: prepayment, subscription"
+
+
+def test_a_minimum_above_the_maximum_is_refused(tmp_path: Path) -> None:
+    """No value could ever satisfy the field: Vercel's form would be impossible to fill in (no default needed)."""
+    text = GOOD_PLANS + GOOD_PRODUCT + '\n[[products.metadata]]\nkey = "size"\ntype = "number"\nminimum = 10\nmaximum = 1\n'
+    assert broken(tmp_path, text) == "products[0] ('kv').metadata.size: minimum 10 is greater than maximum 1"
+
+
+def test_bounds_on_a_field_that_is_not_a_number_are_refused(tmp_path: Path) -> None:
+    text = GOOD_PLANS + GOOD_PRODUCT + '\n[[products.metadata]]\nkey = "name"\nminimum = 3\n'
+    assert broken(tmp_path, text) == (
+        "products[0] ('kv').metadata.name: minimum and maximum are for number fields, not string ones"
+    )
+
+
+def test_equal_bounds_are_a_fixed_value_and_load(tmp_path: Path) -> None:
+    path = tmp_path / "products.toml"
+    path.write_text(GOOD_PLANS + GOOD_PRODUCT + '\n[[products.metadata]]\nkey = "n"\ntype = "number"\nminimum = 2\nmaximum = 2\n')
+    assert load_catalog(path).products[0].metadata[0].minimum == 2

@@ -45,6 +45,7 @@ def test_defaults() -> None:
     assert s.secrets_key is None
     assert s.public_url == "http://127.0.0.1:8000"
     assert (s.max_body_bytes, s.log_level) == (1_048_576, "INFO")
+    assert (s.log_format, s.log_level_third_party, s.metrics_token) == ("text", None, None)
     assert (s.jwks_refetch_seconds, s.token_leeway_seconds) == (10, 30)
 
 
@@ -156,6 +157,13 @@ def test_toml_file_under_the_environment(tmp_path: Path) -> None:
         ({"TOKEN_LEEWAY_SECONDS": "nan"}, "TOKEN_LEEWAY_SECONDS must be a number of seconds"),
         ({"TOKEN_LEEWAY_SECONDS": "inf"}, "TOKEN_LEEWAY_SECONDS must be a number of seconds"),
         ({"LOG_LEVEL": "loud"}, "LOG_LEVEL must be one of"),
+        ({"LOG_LEVEL_THIRD_PARTY": "chatty"}, "LOG_LEVEL_THIRD_PARTY must be one of"),
+        ({"LOG_FORMAT": "xml"}, "LOG_FORMAT must be one of text, json"),
+        ({"METRICS_TOKEN": "short"}, "METRICS_TOKEN must be at least 16 visible ASCII characters"),
+        ({"METRICS_TOKEN": "a token with spaces inside"}, "METRICS_TOKEN must be at least 16 visible ASCII"),
+        ({"WORKER_METRICS_ADDRESS": "9100"}, "WORKER_METRICS_ADDRESS must be HOST:PORT"),
+        ({"WORKER_METRICS_ADDRESS": "0.0.0.0:70000"}, "WORKER_METRICS_ADDRESS must be HOST:PORT"),
+        ({"WORKER_METRICS_ADDRESS": "bad host:9100"}, "WORKER_METRICS_ADDRESS must be HOST:PORT"),
         ({"VERCEL_OIDC_ISSUER": "marketplace.vercel.com"}, "VERCEL_OIDC_ISSUER must be an http:// or https:// URL"),
         ({"VERCEL_OIDC_JWKS_URL": "file:///jwks"}, "VERCEL_OIDC_JWKS_URL must be an http"),
         ({"VERCEL_API_URL": "api.vercel.com"}, "VERCEL_API_URL must be an http"),
@@ -225,6 +233,15 @@ def test_repr_hides_secrets() -> None:
         assert "oac_real" in text and "<redacted>" in text
         assert "postgresql://app:***@db/marketplace" in text
     assert dict(s.__rich_repr__())["integration_client_secret"] != "s3cr3t-client"
+
+
+def test_observability_settings_are_read_and_the_metrics_token_hidden() -> None:
+    s = load_settings({"LOG_FORMAT": "json", "LOG_LEVEL_THIRD_PARTY": "debug", "METRICS_TOKEN": "scrape-token-0123456789"})
+    assert (s.log_format, s.log_level_third_party, s.metrics_token) == ("json", "debug", "scrape-token-0123456789")
+    assert "scrape-token-0123456789" not in repr(s) and "metrics_token=<redacted>" in repr(s)
+    assert load_settings({"WORKER_METRICS_ADDRESS": "0.0.0.0:9100"}).worker_metrics_bind == ("0.0.0.0", 9100)
+    assert load_settings({"WORKER_METRICS_ADDRESS": "[::]:9100"}).worker_metrics_bind == ("::", 9100)
+    assert load_settings({}).worker_metrics_bind is None
 
 
 def test_repr_shows_an_absent_secrets_key_as_none() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import socket
@@ -14,6 +15,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from marketplace_provider.entrypoints import cli
 
 SCRIPT = str(Path(sys.executable).parent / "marketplace-provider")
 
@@ -69,14 +72,74 @@ def test_help_for_every_command() -> None:
     assert "--no-worker" in run("serve", "--help").stdout
 
 
+def every_parser(parser: argparse.ArgumentParser) -> Iterator[argparse.ArgumentParser]:
+    yield parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in dict.fromkeys(action.choices.values()):  # aliases name one parser twice
+                yield from every_parser(sub)
+
+
+def test_every_option_with_a_default_shows_it_in_the_help() -> None:
+    top = cli.parser()
+    checked = 0
+    for parser in every_parser(top):
+        formatter = parser.formatter_class(prog=parser.prog, width=10_000, max_help_position=100)
+        for action in parser._actions:
+            if action.default in (None, False, [], {}, argparse.SUPPRESS) or action.help == argparse.SUPPRESS:
+                continue
+            line = formatter._format_action(action).rstrip()  # this option's help, on one line: ends "[default]"
+            assert line.endswith("]"), (parser.prog, line)
+            checked += 1
+    assert checked > 15
+    served = run("serve", "--help", env={"COLUMNS": "200"}).stdout
+    assert "address to listen on; 0.0.0.0: every interface [127.0.0.1]" in served
+    assert "[the PORT environment variable, else 8000]" in served and "server processes [1]" in served
+
+
 def test_version() -> None:
     done = run("--version")
     assert done.returncode == 0 and done.stdout.strip() == "marketplace-provider 0.1.0"
 
 
-def test_a_bad_port_is_refused_with_exit_2() -> None:
-    done = run("serve", env={"PORT": "eighty"})
-    assert done.returncode == 2 and "invalid int value" in done.stderr
+def one_line_exit_2(done: subprocess.CompletedProcess[str], *says: str) -> None:
+    assert done.returncode == 2, done
+    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr, done.stderr
+    assert all(part in done.stderr for part in says), done.stderr
+
+
+@pytest.mark.parametrize("port", ["99999", "65536", "0", "-1", "eighty", "80.5", ""])
+def test_a_port_that_is_no_port_is_refused_in_one_line(port: str) -> None:
+    one_line_exit_2(run("serve", "--port", port), "marketplace-provider serve: argument --port:", "1 to 65535")
+
+
+@pytest.mark.parametrize("port", ["99999", "0", "eighty"])
+def test_a_bad_port_environment_variable_is_refused_in_one_line(port: str) -> None:
+    one_line_exit_2(run("serve", env={"PORT": port}), f"PORT='{port}'", "1 to 65535")
+
+
+def test_a_port_in_use_is_refused_in_one_line_before_anything_starts(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        for host in ("127.0.0.1", "0.0.0.0"):
+            done = run("serve", "--host", host, "--port", str(port), env={"DATABASE_URL": str(tmp_path / "m.db")})
+            one_line_exit_2(done, f"cannot listen on {host}:{port} (in use by another process)")
+        # PORT alone names the port too
+        done = run("serve", env={"PORT": str(port), "DATABASE_URL": str(tmp_path / "m.db")})
+        one_line_exit_2(done, f"cannot listen on 127.0.0.1:{port}")
+    assert not (tmp_path / "m.db").exists()  # refused before storage was opened
+
+
+def test_a_host_that_is_not_ours_and_a_bad_worker_count_are_refused_in_one_line() -> None:
+    one_line_exit_2(run("serve", "--host", "no-such-host.invalid", "--port", str(free_port())), "cannot listen on")
+    one_line_exit_2(run("serve", "--workers", "0"), "--workers", "at least 1")
+
+
+def test_usage_errors_are_one_line_with_exit_2() -> None:
+    one_line_exit_2(run("frobnicate"), "invalid choice: 'frobnicate'", "(see --help)")
+    one_line_exit_2(run("outbox", "--limit", "many"), "marketplace-provider outbox: argument --limit")
 
 
 @pytest.fixture

@@ -138,7 +138,8 @@ async def test_each_part_exists_once_per_process(tmp_path: Path, token_kit: Toke
         assert services.webhooks is webhooks
         assert dashboard.usage_source is jobs.usage is await resolved(container.usage())
         delivery = await resolved(container.delivery())
-        assert services.resources.provisioner is delivery.provisioner is await resolved(container.provisioner())
+        assert services.resources.provisioner is delivery.provisioner is await resolved(container.metered_provisioner())
+        assert delivery.provisioner.inner is await resolved(container.provisioner())  # counted for /metrics
         assert services.resources.ports.storage is jobs.ports.storage is await resolved(container.storage())
     finally:
         await resolved(container.shutdown_resources())

@@ -26,6 +26,7 @@ from marketplace_provider.adapters.simulator.client import Api, Reply
 from marketplace_provider.adapters.simulator.vercel_api import FakeVercel
 from marketplace_provider.adapters.simulator.tokens import TokenKit
 from tests.http.test_purchases import paid_invoice
+from tests.http.test_webhooks import sign
 
 LIMIT = 1_048_576  # MAX_BODY_BYTES of the test server (the default)
 JSON = "application/json"
@@ -68,11 +69,13 @@ class Site:
             "repl": self.resource_path + "/repl",
             "billing": self.a.path + "/billing/provision",
             "transfer": self.a.path + "/resource-transfer-requests",
+            "legacy-transfer": self.a.path + "/resource-transfer-requests/claim_legacy",
+            "accept": self.a.path + "/resource-transfer-requests/claim_unknown/accept",
         }[kind]
 
     def token(self, kind: str) -> tuple[str, str]:
         inst = self.c if kind == "upsert" else self.a
-        return ("system", inst.system) if kind == "transfer" else ("user", inst.admin)
+        return ("system", inst.system) if kind in TRANSFER_KINDS else ("user", inst.admin)
 
     async def snapshot(self) -> dict[str, Any]:
         seen: dict[str, Any] = {}
@@ -173,7 +176,10 @@ METHODS = {
     "repl": "POST",
     "billing": "POST",
     "transfer": "POST",
+    "legacy-transfer": "PUT",
+    "accept": "POST",
 }
+TRANSFER_KINDS = ("transfer", "legacy-transfer", "accept")  # Vercel's own calls: a system token
 
 
 def in_one_hour_ms() -> int:
@@ -190,6 +196,8 @@ GOOD: dict[str, Callable[[], dict]] = {
     "repl": lambda: {"input": "set k v"},
     "billing": lambda: {"invoiceId": "inv_unknown"},
     "transfer": lambda: {"resourceIds": ["RESOURCE"], "expiresAt": in_one_hour_ms()},
+    "legacy-transfer": lambda: {"resourceIds": ["RESOURCE"], "expiration": int(time.time()) + 3600},
+    "accept": lambda: {"targetInstallationId": "INSTALLATION"},
 }
 
 
@@ -197,12 +205,18 @@ def encode(value: Any) -> bytes:
     return json.dumps(value, ensure_ascii=False).encode("utf-8")
 
 
+def placed(body: dict, site: Site) -> dict:
+    """GOOD's placeholders made the site's own resource and installation."""
+    if body.get("resourceIds") == ["RESOURCE"]:
+        body["resourceIds"] = [site.resource["id"]]
+    if body.get("targetInstallationId") == "INSTALLATION":
+        body["targetInstallationId"] = site.a.id
+    return body
+
+
 def with_(kind: str, **changes: Any) -> Callable[[Site], bytes]:
     def make(site: Site) -> bytes:
-        body = GOOD[kind]() | changes
-        if kind == "transfer" and body.get("resourceIds") == ["RESOURCE"]:
-            body["resourceIds"] = [site.resource["id"]]
-        return encode(body)
+        return encode(placed(GOOD[kind]() | changes, site))
 
     return make
 
@@ -592,6 +606,37 @@ NUL = {
     "billing-invoiceId": Bad("billing", with_("billing", invoiceId="inv_\u00001"), status=(400, 422)),
 }
 
+CONTROL = "control characters"
+# Ids with a control character besides NUL (escaped by JSON below U+0020, raw UTF-8 from U+007F): refused before
+# any lookup, naming the field, where they used to reach the catalog, Vercel or the stores.
+CONTROL_IN_IDS = {
+    "provision-productId": Bad("provision", with_("provision", productId="acme-kv\u0001"), field="productId", hint=CONTROL),
+    "provision-productId-del": Bad("provision", with_("provision", productId="acme-kv\u007f"), field="productId"),
+    "provision-productId-c1": Bad("provision", with_("provision", productId="acme\u0085kv"), field="productId"),
+    "provision-billingPlanId": Bad(
+        "provision", with_("provision", billingPlanId="free\u001b[0m"), field="billingPlanId", hint=CONTROL
+    ),
+    "provision-externalId": Bad("provision", with_("provision", externalId="ext\t1"), field="externalId", hint=CONTROL),
+    "update-installation-billingPlanId": Bad(
+        "update-installation", with_("update-installation", billingPlanId="team-pro\n"), field="billingPlanId", hint=CONTROL
+    ),
+    "update-resource-billingPlanId": Bad(
+        "update-resource", with_("update-resource", billingPlanId="pro\u000b"), field="billingPlanId", hint=CONTROL
+    ),
+    "billing-invoiceId": Bad("billing", with_("billing", invoiceId="inv_\u00021"), field="invoiceId", hint=CONTROL),
+    "transfer-resourceIds": Bad("transfer", with_("transfer", resourceIds=["res\u0003"]), field="resourceIds", hint=CONTROL),
+    "legacy-transfer-resourceIds": Bad(
+        "legacy-transfer", with_("legacy-transfer", resourceIds=["res\u0004"]), field="resourceIds", hint=CONTROL
+    ),
+    "legacy-transfer-claimId": Bad(
+        "legacy-transfer", with_("legacy-transfer", claimId="claim\r"), field="claimId", hint=CONTROL
+    ),
+    "accept-targetInstallationId": Bad(
+        "accept", with_("accept", targetInstallationId="icfg\u0005"), field="targetInstallationId", hint=CONTROL
+    ),
+    "accept-targetTeamId": Bad("accept", with_("accept", targetTeamId="team\u0006"), field="targetTeamId", hint=CONTROL),
+}
+
 GOOD_PROVISION = encode(provision_body())
 INVALID_UTF8 = {
     "provision-name-ff": Bad("provision", raw(GOOD_PROVISION.replace(b'"my-kv"', b'"my-\xff\xfe"'))),
@@ -622,6 +667,7 @@ BODY_CASES = {
     "huge": HUGE,
     "deep": DEEP,
     "nul": NUL,
+    "control": CONTROL_IN_IDS,
     "invalid-utf8": INVALID_UTF8,
 }
 
@@ -830,6 +876,58 @@ async def test_bad_claim_id_in_path(site: Site, segment: str, method: str, suffi
 
 
 # ---------------------------------------------------------------------------------------------------------------
+# ids of a signed webhook event
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def removal_event(site: Site, *, event_id: str | None = None, **payload: Any) -> bytes:
+    """A signed-to-be `integration-configuration.removed` for the site's installation: applied, it would uninstall
+    it, which `snapshot` would see."""
+    return encode({
+        "id": event_id or "evt_" + secrets.token_hex(8),
+        "type": "integration-configuration.removed",
+        "createdAt": int(time.time() * 1000),
+        "payload": {"configuration": {"id": site.a.id}, "installationId": site.a.id, **payload},
+    })
+
+
+WEBHOOK_IDS: dict[str, tuple[Callable[[Site], bytes], str]] = {
+    "event-id-nul": (lambda s: removal_event(s, event_id="evt_\u0000x"), "id"),
+    "event-id-escape": (lambda s: removal_event(s, event_id="evt_\u001b[2J"), "id"),
+    "event-id-newline": (lambda s: removal_event(s, event_id="evt_1\n2026-11-29 CRITICAL forged"), "id"),
+    "event-id-del": (lambda s: removal_event(s, event_id="evt_\u007f"), "id"),
+    "configuration-id": (lambda s: removal_event(s, configuration={"id": s.a.id + "\t"}), "payload.configuration.id"),
+    "installationId": (lambda s: removal_event(s, installationId=s.a.id + "\u0000"), "payload.installationId"),
+    "installationIds-item": (lambda s: removal_event(s, installationIds=[s.a.id + "\u0001"]), "payload.installationIds[0]"),
+    "invoiceId": (lambda s: removal_event(s, invoiceId="inv_\u0085"), "payload.invoiceId"),
+    "nested-resource-id": (lambda s: removal_event(s, resources=[{"id": "res_\u0002"}]), "payload.resources[0].id"),
+}
+
+
+async def signed_webhook(site: Site, body: bytes) -> Reply:
+    return await site.send("POST", "/webhook", body, headers={"x-vercel-signature": sign(body)})
+
+
+@pytest.mark.parametrize("case", WEBHOOK_IDS.values(), ids=WEBHOOK_IDS.keys())
+async def test_control_character_in_a_webhook_id_is_400_and_changes_nothing(site: Site, case: tuple) -> None:
+    body, field = case
+
+    async def request() -> Reply:
+        return await signed_webhook(site, body(site))
+
+    reply = await assert_rejected_and_unchanged(site, request, 400, field, hint=CONTROL)
+    await asyncio.sleep(0.2)  # had it been stored, the uninstall would be applied after the answer
+    assert (await site.snapshot())["a"][0] == 200, reply.body
+
+
+async def test_the_same_webhook_without_control_characters_is_accepted(site: Site) -> None:
+    """The cases above differ from this one only by their control character."""
+    body = removal_event(site, installationIds=[site.a.id], invoiceId="inv_1", resources=[{"id": "res_2"}])
+    reply = await signed_webhook(site, body)
+    assert reply.status == 200, reply.body
+
+
+# ---------------------------------------------------------------------------------------------------------------
 # query parameters
 # ---------------------------------------------------------------------------------------------------------------
 
@@ -845,6 +943,10 @@ BAD_METADATA_QUERIES = {
     "over-8KB": json.dumps({"region": "x" * 9000}),
     "nan": '{"a": NaN}',
     "lone-surrogate": '{"a": "\\ud800"}',
+    # the same shape as a body's `metadata`, as the document states it
+    "101-fields": json.dumps({f"f{i}": i for i in range(101)}),
+    "key-of-129": json.dumps({"k" * 129: 1}),
+    "nul-in-a-key": json.dumps({"reg\u0000ion": "fra1"}),
 }
 
 
