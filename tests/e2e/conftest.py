@@ -69,11 +69,15 @@ def tail(log: Path | None) -> str:
     return log.read_text()[-3000:] if log is not None and log.exists() else "(no log)"
 
 
-async def serve_process(env: dict[str, str], port: int, cwd: Path, log: Path | None = None) -> subprocess.Popen:
-    """`marketplace-provider serve` (logging to `log`, or nowhere), once /readyz answers 200."""
+async def serve_process(
+    env: dict[str, str], port: int, cwd: Path, log: Path | None = None, *args: str
+) -> subprocess.Popen:
+    """`marketplace-provider serve --port P ARGS...` (logging to `log`, or nowhere), once /readyz answers 200."""
     out = log.open("w") if log is not None else subprocess.DEVNULL
     try:
-        process = subprocess.Popen([SCRIPT, "serve", "--port", str(port)], env=env, cwd=cwd, stdout=out, stderr=out)
+        process = subprocess.Popen(
+            [SCRIPT, "serve", "--port", str(port), *args], env=env, cwd=cwd, stdout=out, stderr=out
+        )
     finally:
         if log is not None:
             out.close()

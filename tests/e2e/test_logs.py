@@ -4,7 +4,6 @@ and `--workers 2` logs the same way from the server processes it starts."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import re
@@ -13,11 +12,10 @@ import subprocess
 from pathlib import Path
 
 import aiohttp
-import pytest
 
 from marketplace_provider.adapters.simulator.tokens import AUDIENCE, TokenKit
-from tests.e2e.conftest import tail
-from tests.e2e.test_cli import SCRIPT, free_port
+from tests.e2e.conftest import serve_process, tail
+from tests.e2e.test_cli import free_port
 
 FORGED_PATH = "/dashboard/checks/x%0a2026-11-29%2016:00:01,000%20CRITICAL%20forged"
 FORGED_LINE = "2026-11-29 16:00:01,000 CRITICAL forged"
@@ -32,30 +30,10 @@ def serve_env(token_kit: TokenKit, tmp_path: Path, **settings: str) -> dict[str,
     return {**env, "STORAGE_BACKEND": "sqlite", "DATABASE_URL": str(tmp_path / "marketplace.db"), **settings}
 
 
-async def started(env: dict[str, str], port: int, cwd: Path, log: Path, *args: str) -> subprocess.Popen:
-    """`serve --port P ARGS...` writing to `log`, once /readyz answers."""
-    with log.open("w") as out:
-        process = subprocess.Popen([SCRIPT, "serve", "--port", str(port), *args], env=env, cwd=cwd, stdout=out, stderr=out)
-    async with aiohttp.ClientSession() as session:
-        for _ in range(300):
-            try:
-                async with session.get(f"http://127.0.0.1:{port}/readyz") as reply:
-                    if reply.status == 200:
-                        return process
-            except aiohttp.ClientError:
-                pass
-            if process.poll() is not None:
-                raise AssertionError(f"serve exited ({process.returncode}) during start-up:\n{tail(log)}")
-            await asyncio.sleep(0.1)
-    process.kill()
-    process.wait(timeout=10)
-    raise AssertionError(f"serve did not become ready:\n{tail(log)}")
-
-
 async def run_serve(env: dict[str, str], tmp_path: Path, requests: list[tuple[str, dict[str, str]]], *args: str) -> list[str]:
     """Start serve, send the requests (path, headers), stop it with SIGTERM; its output, line by line."""
     port, log = free_port(), tmp_path / "serve.log"
-    process = await started(env, port, tmp_path, log, *args)
+    process = await serve_process(env, port, tmp_path, log, *args)
     try:
         async with aiohttp.ClientSession() as session:
             for path, headers in requests:
