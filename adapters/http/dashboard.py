@@ -11,12 +11,13 @@ from typing import Annotated, Any
 from urllib.parse import unquote, urlsplit
 
 import msgspec
-from litestar import Request, Response, Router, get, post
+from litestar import MediaType, Request, Response, Router, get, post
 from litestar.config.csrf import CSRFConfig
 from litestar.datastructures import Cookie
 from litestar.di import NamedDependency, Provide
 from litestar.middleware import DefineMiddleware
 from litestar.middleware.csrf import CSRFMiddleware
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, FromQuery, QueryParameter, URLEncodedBody
 from litestar.response import Redirect, Template
 
@@ -128,7 +129,29 @@ _TITLES = {400: "That request was not valid", 401: "Please sign in through Verce
            404: "Not found", 409: "Conflict", 422: "Cannot do that", 503: "Try again shortly"}
 
 
-@get("/callback", name="sso-callback", include_in_schema=True, tags=["SSO"], summary="Redirect Login URL")
+def _page(description: str) -> ResponseSpec:
+    """A browser page (HTML), not the Partner API's JSON error body."""
+    return ResponseSpec(str, description=description, media_type=MediaType.HTML, generate_examples=False)
+
+
+@get(
+    "/callback",
+    name="sso-callback",
+    include_in_schema=True,
+    tags=["SSO"],
+    summary="Redirect Login URL",
+    description="Vercel sends the browser here with `mode=sso` and a one-time `code`; the code is exchanged with "
+    "Vercel, a session cookie is set and the browser is sent on to the page the other parameters name. Every "
+    "answer is for a browser: a redirect or an HTML page.",
+    status_code=303,
+    responses={
+        303: ResponseSpec(None, description="Signed in: the session cookie is set and `Location` names the page"),
+        400: _page("`mode` is not `sso`, `code` is missing or too long, or another parameter is not valid"),
+        401: _page("Vercel did not accept the code (used, expired, or not ours), or the state did not match"),
+        403: _page("The token's installation is not installed here (or no longer), or Vercel does not know the member"),
+        503: _page("Vercel could not be reached to exchange the code: try again shortly"),
+    },
+)
 async def callback(
     request: Request,
     sign_in: NamedDependency[SignIn],

@@ -206,3 +206,13 @@ async def test_chromium_renders_the_docs_with_every_other_host_blocked(base_url:
         finally:
             await browser.close()
     assert elsewhere == []
+
+
+def test_the_sso_callback_documents_its_redirect_and_html_pages(document: dict) -> None:
+    """/callback answers browsers: a 303 on sign-in, an HTML page (never the JSON error body) when refused, for
+    each status tests/http/test_sso.py sees it give."""
+    answers = document["paths"]["/callback"]["get"]["responses"]
+    assert set(answers) == {"303", "400", "401", "403", "503"}
+    assert "content" not in answers["303"]
+    for status in ("400", "401", "403", "503"):
+        assert list(answers[status]["content"]) == ["text/html"], status
