@@ -104,7 +104,7 @@ class ExampleProvisioner:
         token = Secret(name=f"{_env_prefix(resource.product_id)}_TOKEN", value=_new_token())
         known = self._secrets.get(resource.id)
         if known is not None:
-            self._secrets[resource.id] = tuple(s for s in known if s.name != token.name) + (token,)
+            self._secrets[resource.id] = (*(s for s in known if s.name != token.name), token)
         return Rotation(sync=True, secrets=(token,), partial=True)
 
     async def repl(self, resource: Resource, command: str, read_only: bool) -> ReplOutcome:

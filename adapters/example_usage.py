@@ -25,9 +25,9 @@ from datetime import UTC, datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 from marketplace_provider.domain.billing_data import BillingItem, Usage, UsageType
+from marketplace_provider.domain.installations import Installation
 from marketplace_provider.domain.money import CENT, Money
 from marketplace_provider.domain.periods import Period
-from marketplace_provider.domain.installations import Installation
 from marketplace_provider.domain.plans import BillingPlan, Catalog, PlanType
 from marketplace_provider.domain.resources import Resource
 from marketplace_provider.ports.usage import UsageReport

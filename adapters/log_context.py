@@ -17,7 +17,7 @@ from marketplace_provider.domain.roles import Caller
 class RequestFacts:
     """One request's id (sanitised or generated: safe to log as is) and, once known, its verified caller."""
 
-    __slots__ = ("id", "caller")
+    __slots__ = ("caller", "id")
 
     def __init__(self, request_id: str) -> None:
         self.id = request_id

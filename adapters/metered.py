@@ -21,8 +21,8 @@ from marketplace_provider.adapters.metrics import (
     PROVISIONER_LATENCY,
 )
 from marketplace_provider.domain.outbox import OutboxEntry
-from marketplace_provider.domain.resources import Resource
 from marketplace_provider.domain.repl import ReplOutcome
+from marketplace_provider.domain.resources import Resource
 from marketplace_provider.ports.provisioner import Provisioned, ResourceDraft, ResourceProvisioner, Rotation
 from marketplace_provider.ports.storage import OutboxRepository, Storage, UnitOfWork
 
@@ -80,7 +80,7 @@ class DeliveryMeter:
         self._claims: _Claims = {}
 
     def unit_of_work(self) -> UnitOfWork:
-        return _MeteredUnitOfWork(self.inner.unit_of_work(), self._claims)  # type: ignore[return-value]
+        return _MeteredUnitOfWork(self.inner.unit_of_work(), self._claims)
 
     async def ping(self) -> None:
         await self.inner.ping()

@@ -55,7 +55,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     # --- connection ---------------------------------------------------------------------------------
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:  # type: ignore[override]
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)  # type: ignore[arg-type]
         self._arm(self.head_timeout, self._head_too_slow)
 

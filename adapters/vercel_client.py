@@ -25,10 +25,17 @@ from yarl import URL
 
 from marketplace_provider.domain.balances import PrepaymentBalance
 from marketplace_provider.domain.billing_data import BillingData, BillingItem, Discount
+from marketplace_provider.domain.errors import Unavailable
 from marketplace_provider.domain.experimentation import ExperimentationConfig, ExperimentationItem
+from marketplace_provider.domain.installations import Contact, Installation
 from marketplace_provider.domain.invoice_requests import InvoiceRequest, SubmittedInvoice
+from marketplace_provider.domain.invoices import InvoiceItem, InvoiceSnapshot, InvoiceState
 from marketplace_provider.domain.members import AccountInfo, MemberInfo
+from marketplace_provider.domain.notifications import Notification
 from marketplace_provider.domain.periods import Period
+from marketplace_provider.domain.plans import BillingPlan
+from marketplace_provider.domain.resources import Secret
+from marketplace_provider.domain.roles import Role
 from marketplace_provider.domain.sso import SsoTokens
 from marketplace_provider.domain.updates import (
     Clear,
@@ -38,13 +45,6 @@ from marketplace_provider.domain.updates import (
     ResourceEvent,
     ResourceUpdate,
 )
-from marketplace_provider.domain.errors import Unavailable
-from marketplace_provider.domain.installations import Contact, Installation
-from marketplace_provider.domain.invoices import InvoiceItem, InvoiceSnapshot, InvoiceState
-from marketplace_provider.domain.notifications import Notification
-from marketplace_provider.domain.plans import BillingPlan
-from marketplace_provider.domain.resources import Secret
-from marketplace_provider.domain.roles import Role
 from marketplace_provider.ports.vercel import VercelApiError
 
 log = logging.getLogger("marketplace.vercel")
@@ -94,7 +94,7 @@ class _UpdateInstallation(_Wire):
     status: str | UnsetType = UNSET
     external_id: str | UnsetType = UNSET
     billing_plan: _BillingPlan | UnsetType = UNSET
-    notification: _Notification | None | UnsetType = UNSET  # None is sent as null: it clears
+    notification: _Notification | UnsetType | None = UNSET  # None is sent as null: it clears
 
 
 class _Contact(_Wire):
@@ -167,7 +167,7 @@ class _UpdateResource(_Wire):
     status: str | UnsetType = UNSET
     metadata: dict[str, Any] | UnsetType = UNSET
     billing_plan: _BillingPlan | UnsetType = UNSET
-    notification: _Notification | None | UnsetType = UNSET
+    notification: _Notification | UnsetType | None = UNSET
     extras: dict[str, Any] | UnsetType = UNSET
     secrets: list[_Secret] | _SecretsBody | UnsetType = UNSET
 
@@ -334,7 +334,7 @@ def _notification(n: Notification) -> _Notification:
     return _Notification(level=n.level.value, title=n.title, message=n.message, href=n.href)
 
 
-def _clearable(n: Notification | Clear | None) -> _Notification | None | UnsetType:
+def _clearable(n: Notification | Clear | None) -> _Notification | UnsetType | None:
     if n is None:
         return UNSET
     return None if isinstance(n, Clear) else _notification(n)

@@ -20,13 +20,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.growth import fill  # noqa: E402
-from marketplace_provider.adapters.cipher import generate_key_text  # noqa: E402
-from marketplace_provider.config.settings import load_settings  # noqa: E402
-from marketplace_provider.entrypoints.containers import container_for, resolved  # noqa: E402
-from marketplace_provider.domain.installations import Credentials, Installation, Lifecycle  # noqa: E402
-from marketplace_provider.domain.resources import Resource, ResourceStatus, Secret  # noqa: E402
-from tests.support.postgres import scratch_database  # noqa: E402
+from bench.growth import fill
+from marketplace_provider.adapters.cipher import generate_key_text
+from marketplace_provider.config.settings import load_settings
+from marketplace_provider.domain.installations import Credentials, Installation, Lifecycle
+from marketplace_provider.domain.resources import Resource, ResourceStatus, Secret
+from marketplace_provider.entrypoints.containers import container_for, resolved
+from tests.support.postgres import scratch_database
 
 INSTALLATIONS = 1000
 

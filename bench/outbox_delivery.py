@@ -16,15 +16,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from marketplace_provider.adapters.cipher import generate_key_text  # noqa: E402
-from marketplace_provider.config.settings import load_settings  # noqa: E402
-from marketplace_provider.domain.installations import Credentials, Installation, Lifecycle  # noqa: E402
-from marketplace_provider.domain.outbox import AnnounceChange  # noqa: E402
-from marketplace_provider.domain.services.delivery import Delivery  # noqa: E402
-from marketplace_provider.entrypoints.containers import container_for, resolved  # noqa: E402
-from marketplace_provider.ports.storage import Storage  # noqa: E402
-from marketplace_provider.adapters.simulator.vercel_api import FakeVercel  # noqa: E402
-from tests.support.postgres import scratch_database  # noqa: E402
+from marketplace_provider.adapters.cipher import generate_key_text
+from marketplace_provider.adapters.simulator.vercel_api import FakeVercel
+from marketplace_provider.config.settings import load_settings
+from marketplace_provider.domain.installations import Credentials, Installation, Lifecycle
+from marketplace_provider.domain.outbox import AnnounceChange
+from marketplace_provider.domain.services.delivery import Delivery
+from marketplace_provider.entrypoints.containers import container_for, resolved
+from marketplace_provider.ports.storage import Storage
+from tests.support.postgres import scratch_database
 
 
 async def seed(storage: Storage, installations: int, messages: int) -> None:

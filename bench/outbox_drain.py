@@ -83,7 +83,7 @@ async def _until_started(processes: list[subprocess.Popen], logs: list[Path], ti
     """Each worker logs "worker started" once its storage pool and services are up."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        for process, log in zip(processes, logs):
+        for process, log in zip(processes, logs, strict=True):
             if process.poll() is not None:
                 raise RuntimeError(f"a worker exited with status {process.returncode}: {log.read_text()[-1000:]}")
         if all("worker started" in log.read_text() for log in logs):

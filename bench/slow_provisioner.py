@@ -21,14 +21,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import aiohttp  # noqa: E402
+import aiohttp
 
-from bench.server import Vercel, backend_server, vercel  # noqa: E402
-from marketplace_provider.adapters.example_provisioner import ExampleProvisioner  # noqa: E402
-from marketplace_provider.adapters.simulator.client import Api  # noqa: E402
-from marketplace_provider.adapters.simulator.tokens import TokenKit  # noqa: E402
-from marketplace_provider.ports.provisioner import Provisioned, ResourceDraft  # noqa: E402
-from tests.http.conftest import Installation, new_installation_id, upsert_body  # noqa: E402
+from bench.server import Vercel, backend_server, vercel
+from marketplace_provider.adapters.example_provisioner import ExampleProvisioner
+from marketplace_provider.adapters.simulator.client import Api
+from marketplace_provider.adapters.simulator.tokens import TokenKit
+from marketplace_provider.ports.provisioner import Provisioned, ResourceDraft
+from tests.http.conftest import Installation, new_installation_id, upsert_body
 
 
 class SlowProvisioner(ExampleProvisioner):

@@ -186,8 +186,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         shown = ", ".join(f"{name}={value!r}" for name, value in self._shown())
         return f"Settings({shown})"
 
-    def __rich_repr__(self) -> Iterator[tuple[str, object]]:
-        yield from self._shown()
+    def __rich_repr__(self) -> list[tuple[str, Any]]:  # the signature msgspec.Struct declares
+        return list(self._shown())
 
 
 def _without_password(dsn: str) -> str:

@@ -65,5 +65,5 @@ class Invalid(DomainError):
         self.fields = fields or []
 
     @classmethod
-    def field(cls, key: str, message: str) -> "Invalid":
+    def field(cls, key: str, message: str) -> Invalid:
         return cls(f"{key}: {message}", [FieldError(key, message)])

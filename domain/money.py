@@ -34,7 +34,7 @@ class Money(msgspec.Struct, frozen=True):
 
     @classmethod
     def of(cls, amount: Decimal | int) -> Money:
-        return cls(amount)
+        return cls(amount)  # type: ignore[arg-type]  # __post_init__ makes an int a Decimal
 
     @classmethod
     def from_cents(cls, cents: int) -> Money:

@@ -15,30 +15,32 @@ import msgspec
 
 from marketplace_provider.domain.balances import PrepaymentBalance
 from marketplace_provider.domain.billing_data import BillingData
+from marketplace_provider.domain.errors import Invalid
 from marketplace_provider.domain.experimentation import ExperimentationItem
 from marketplace_provider.domain.invoice_requests import InvoiceRequest
-from marketplace_provider.domain.updates import ImportedResource
-from marketplace_provider.domain.errors import Invalid
 from marketplace_provider.domain.notifications import Notification
 from marketplace_provider.domain.resources import Resource, ResourceStatus, Secret
+from marketplace_provider.domain.updates import ImportedResource
 
 
+# Subclasses say frozen=True again: msgspec inherits it, but a type checker reads each class statement alone.
 class Message(msgspec.Struct, frozen=True, kw_only=True, tag_field="kind"):
     # True: the message carries secrets, so storage seals it and shows operators only `public()`.
     sensitive: ClassVar[bool] = False
 
     def public(self) -> dict[str, object]:
         """What an operator may see of the message (outbox listings, logs)."""
-        return msgspec.to_builtins(self)
+        builtins: dict[str, object] = msgspec.to_builtins(self)
+        return builtins
 
 
-class SetInstallationNotification(Message, tag="installation.notification"):
+class SetInstallationNotification(Message, frozen=True, tag="installation.notification"):
     """Show this notification on the installation in Vercel's dashboard; None removes it."""
 
     notification: Notification | None
 
 
-class Sealed(Message):
+class Sealed(Message, frozen=True):
     """A message that carries secrets: storage seals it whole; operators and logs see the secrets' names only."""
 
     sensitive: ClassVar[bool] = True
@@ -64,19 +66,19 @@ def _names_only(value: object) -> object:
     return value
 
 
-class SetResourceStatus(Message, tag="resource.status"):
+class SetResourceStatus(Message, frozen=True, tag="resource.status"):
     resource_id: str
     status: ResourceStatus
 
 
-class SetResourceNotification(Message, tag="resource.notification"):
+class SetResourceNotification(Message, frozen=True, tag="resource.notification"):
     """Show this notification on the resource in Vercel's dashboard (Update Resource); None removes it."""
 
     resource_id: str
     notification: Notification | None
 
 
-class PushResourceSecrets(Sealed, tag="resource.secrets"):
+class PushResourceSecrets(Sealed, frozen=True, tag="resource.secrets"):
     """The resource's secrets after a rotation done later or by the provider (partial: only these names change)."""
 
     resource_id: str
@@ -84,7 +86,7 @@ class PushResourceSecrets(Sealed, tag="resource.secrets"):
     partial: bool = False
 
 
-class FinishProvisioning(Sealed, tag="resource.provisioned"):
+class FinishProvisioning(Sealed, frozen=True, tag="resource.provisioned"):
     """An asynchronous provisioning is done: the resource's status and its whole set of secrets, in one Update
     Resource call, so that Vercel never shows it ready without its secrets."""
 
@@ -93,25 +95,25 @@ class FinishProvisioning(Sealed, tag="resource.provisioned"):
     secrets: tuple[Secret, ...]
 
 
-class ImportResource(Sealed, tag="resource.import"):
+class ImportResource(Sealed, frozen=True, tag="resource.import"):
     """A resource made on our side, as Vercel must have it (Import Resource, an upsert)."""
 
     resource_id: str
     resource: ImportedResource
 
 
-class AnnounceChange(Message, tag="event"):
+class AnnounceChange(Message, frozen=True, tag="event"):
     """Ask Vercel to re-read the installation (resource_id None) or one resource."""
 
     resource_id: str | None = None
     billing_plan_id: str | None = None
 
 
-class SubmitBillingData(Message, tag="billing.data"):
+class SubmitBillingData(Message, frozen=True, tag="billing.data"):
     data: BillingData
 
 
-class SubmitInvoice(Message, tag="billing.invoice"):
+class SubmitInvoice(Message, frozen=True, tag="billing.invoice"):
     """external_id is required: Vercel refuses a second invoice with the same one, so a repeat cannot bill twice."""
 
     invoice: InvoiceRequest
@@ -121,7 +123,7 @@ class SubmitInvoice(Message, tag="billing.invoice"):
             raise Invalid.field("invoice.external_id", "is required for an invoice sent through the outbox")
 
 
-class ReportBalances(Message, tag="billing.balances"):
+class ReportBalances(Message, frozen=True, tag="billing.balances"):
     """Credit left (absolute values), which Vercel's automatic top-up thresholds read."""
 
     timestamp: datetime
@@ -137,37 +139,37 @@ class ReportBalances(Message, tag="billing.balances"):
         )
 
 
-class FinalizeInstallation(Message, tag="installation.finalize"):
+class FinalizeInstallation(Message, frozen=True, tag="installation.finalize"):
     """No more invoices will come; once Vercel has it, the installation's access token stops working."""
 
 
-class CreateExperimentationItems(Message, tag="experimentation.items"):
+class CreateExperimentationItems(Message, frozen=True, tag="experimentation.items"):
     """These flags or experiments exist, as given (delivered again, they are updated to the same)."""
 
     resource_id: str
     items: tuple[ExperimentationItem, ...]
 
 
-class UpdateExperimentationItem(Message, tag="experimentation.item"):
+class UpdateExperimentationItem(Message, frozen=True, tag="experimentation.item"):
     resource_id: str
     item: ExperimentationItem
 
 
-class DeleteExperimentationItem(Message, tag="experimentation.item.delete"):
+class DeleteExperimentationItem(Message, frozen=True, tag="experimentation.item.delete"):
     """The item is gone (delivered again, Vercel's "not found" means the same)."""
 
     resource_id: str
     item_id: str
 
 
-class PushExperimentationConfig(Message, tag="experimentation.config"):
+class PushExperimentationConfig(Message, frozen=True, tag="experimentation.config"):
     """The flag configuration the resource's synced config store holds, whole."""
 
     resource_id: str
     data: dict[str, object]
 
 
-class ReconfigureResource(Sealed, tag="provisioner.reconfigure"):
+class ReconfigureResource(Sealed, frozen=True, tag="provisioner.reconfigure"):
     """Owed to the integrator's provisioner, not to Vercel: a change made on our side inside a transaction (a
     suspension for an unpaid invoice, its end), told to the provisioner after the commit, by the worker."""
 
@@ -175,7 +177,7 @@ class ReconfigureResource(Sealed, tag="provisioner.reconfigure"):
     after: Resource
 
 
-class ReleaseResource(Sealed, tag="provisioner.deprovision"):
+class ReleaseResource(Sealed, frozen=True, tag="provisioner.deprovision"):
     """Owed to the provisioner: release a resource that went with its installation."""
 
     resource: Resource

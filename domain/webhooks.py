@@ -124,7 +124,9 @@ def invoice_notice(payload: dict[str, Any]) -> InvoiceNotice:
     invoice_id = _text(payload.get("invoiceId"))
     if invoice_id is None:
         raise Invalid.field("payload.invoiceId", "is required for an invoice event")
-    period = payload.get("period") if isinstance(payload.get("period"), dict) else {}
+    period = payload.get("period")
+    if not isinstance(period, dict):
+        period = {}
     return InvoiceNotice(
         invoice_id=invoice_id,
         external_id=_text(payload.get("externalInvoiceId")),

@@ -13,7 +13,12 @@ from marketplace_provider.adapters.checker.report import CannotRun, NotTrusted
 from marketplace_provider.adapters.checker.runner import AUTO, GROUPS, CheckOptions, run_checks
 from marketplace_provider.adapters.checker.simulator_link import DEFAULT_SIMULATOR_URL
 from marketplace_provider.adapters.checker.stand_ins import (
-    DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_JWKS_PORT, DEFAULT_VERCEL_PORT, StandInSettings, default_keys_file,
+    DEFAULT_CLIENT_ID,
+    DEFAULT_CLIENT_SECRET,
+    DEFAULT_JWKS_PORT,
+    DEFAULT_VERCEL_PORT,
+    StandInSettings,
+    default_keys_file,
 )
 from marketplace_provider.config.settings import ConfigError, Settings
 
@@ -26,7 +31,7 @@ own stand-ins on 127.0.0.1 (start the server with the settings `check --print-se
 all passed (skips allowed), 1 a check failed, 2 the run could not start (server unreachable or not trusting)."""
 
 
-def add_check_command(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_check_command(commands: argparse._SubParsersAction) -> None:
     check = commands.add_parser(
         "check", help="check any Partner API server against the documented contract", description=DESCRIPTION
     )

@@ -137,7 +137,7 @@ def _bill(settings: Settings, args: argparse.Namespace) -> int:
     return run(settings, args, action)
 
 
-def add_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_commands(commands: argparse._SubParsersAction) -> None:
     def command(name: str, help: str, run: Callable[[Settings, argparse.Namespace], int]) -> argparse.ArgumentParser:
         parser = commands.add_parser(name, help=help, description=help)
         parser.set_defaults(run=run)

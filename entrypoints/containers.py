@@ -5,36 +5,41 @@ from __future__ import annotations
 import inspect
 import random
 import sqlite3
-from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING
+from collections.abc import AsyncIterator, Awaitable
+from typing import TYPE_CHECKING, TypeVar
 
 import asyncpg
 import msgspec
-
 from dependency_injector import containers, providers
 
+from marketplace_provider.adapters.cipher import CipherError, SecretCipher, load_or_create_key_file, parse_keys
+from marketplace_provider.adapters.clock import SystemClock
 from marketplace_provider.adapters.example_provisioner import ExampleProvisioner
 from marketplace_provider.adapters.example_usage import ExampleUsageSource
 from marketplace_provider.adapters.http.dashboard import Browser
-from marketplace_provider.adapters.jwks import JwksTokenVerifier
-from marketplace_provider.adapters.metered import DeliveryMeter, MeteredProvisioner
-from marketplace_provider.adapters.cipher import CipherError, SecretCipher, load_or_create_key_file, parse_keys
-from marketplace_provider.adapters.clock import SystemClock
 from marketplace_provider.adapters.http.webhooks import read_payload
 from marketplace_provider.adapters.ids import RandomIds
+from marketplace_provider.adapters.jwks import JwksTokenVerifier
+from marketplace_provider.adapters.metered import DeliveryMeter, MeteredProvisioner
 from marketplace_provider.adapters.storage.memory import MemoryStorage
-from marketplace_provider.adapters.storage.migrations import migrate_postgres, migrate_sqlite, pending_postgres, pending_sqlite
+from marketplace_provider.adapters.storage.migrations import (
+    migrate_postgres,
+    migrate_sqlite,
+    pending_postgres,
+    pending_sqlite,
+)
 from marketplace_provider.adapters.storage.postgres import PostgresStorage
 from marketplace_provider.adapters.storage.sqlite import SqliteStorage
 from marketplace_provider.adapters.vercel_client import VercelClient
 from marketplace_provider.config.catalog import load_catalog
 from marketplace_provider.config.settings import ConfigError, Settings
+from marketplace_provider.domain.outbox import RetryPolicy
+from marketplace_provider.domain.plans import Catalog
 from marketplace_provider.domain.services import Services
 from marketplace_provider.domain.services.common import Ports
-from marketplace_provider.domain.outbox import RetryPolicy
 from marketplace_provider.domain.services.dashboard import Dashboard
-from marketplace_provider.domain.services.experimentation import ExperimentationActions
 from marketplace_provider.domain.services.delivery import Delivery
+from marketplace_provider.domain.services.experimentation import ExperimentationActions
 from marketplace_provider.domain.services.installation_actions import InstallationActions
 from marketplace_provider.domain.services.installations import Installations
 from marketplace_provider.domain.services.notifications import Notifications
@@ -46,7 +51,6 @@ from marketplace_provider.domain.services.scheduled import ScheduledJobs
 from marketplace_provider.domain.services.sign_in import SignIn
 from marketplace_provider.domain.services.transfers import Transfers
 from marketplace_provider.domain.services.webhooks import Webhooks
-from marketplace_provider.domain.plans import Catalog
 from marketplace_provider.domain.sso import page_link
 from marketplace_provider.entrypoints import plugins
 from marketplace_provider.entrypoints.plugins import PluginContext
@@ -59,7 +63,10 @@ if TYPE_CHECKING:
     from marketplace_provider.entrypoints.provider import Marketplace
 
 
-async def resolved(value: object) -> object:
+T = TypeVar("T")
+
+
+async def resolved(value: Awaitable[T] | T) -> T:
     """Providers that depend on an async Resource return awaitables (dependency-injector's async mode)."""
     return await value if inspect.isawaitable(value) else value
 

@@ -15,8 +15,8 @@ from typing import Any
 from litestar import Litestar
 
 from marketplace_provider.adapters.http.app import Runtime
-from marketplace_provider.adapters.http.dashboard import Brand
 from marketplace_provider.adapters.http.app import create_app as create_litestar_app
+from marketplace_provider.adapters.http.dashboard import Brand
 from marketplace_provider.config.settings import Settings, load_settings
 from marketplace_provider.entrypoints.containers import Container, container_for, plugin_report, resolved
 from marketplace_provider.entrypoints.worker import work, worker_parts

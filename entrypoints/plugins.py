@@ -22,7 +22,6 @@ import msgspec
 from marketplace_provider.config.settings import ConfigError, Settings
 from marketplace_provider.domain.plans import Catalog
 
-
 if TYPE_CHECKING:
     from marketplace_provider.entrypoints.provider import Marketplace
 
@@ -114,7 +113,7 @@ async def opened(port: Port, made: object, shown: str) -> AsyncIterator[object]:
         hasattr(made, "__aenter__") and hasattr(made, "__aexit__")
     ):
         try:
-            part = await made.__aenter__()  # type: ignore[attr-defined]
+            part = await made.__aenter__()
         except ConfigError as exc:
             raise ConfigError(f"{port.setting}={shown}: {exc}") from None
         except Exception as exc:
@@ -122,6 +121,6 @@ async def opened(port: Port, made: object, shown: str) -> AsyncIterator[object]:
         try:
             yield checked(port, made if part is None else part, shown)
         finally:
-            await made.__aexit__(None, None, None)  # type: ignore[attr-defined]
+            await made.__aexit__(None, None, None)
     else:
         yield checked(port, made, shown)

@@ -43,9 +43,9 @@ async def marketplace_of(container: Container) -> Marketplace:
     container.catalog()  # a bad catalog fails here, before anything is recorded
     settings: Settings = container.settings()
     return Marketplace(
-        installations=await resolved(container.installation_actions()),  # type: ignore[arg-type]
-        resources=await resolved(container.resource_actions()),  # type: ignore[arg-type]
-        experimentation=await resolved(container.experimentation()),  # type: ignore[arg-type]
+        installations=await resolved(container.installation_actions()),
+        resources=await resolved(container.resource_actions()),
+        experimentation=await resolved(container.experimentation()),
         public_url=settings.public_url,
     )
 

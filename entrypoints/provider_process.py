@@ -76,7 +76,7 @@ class ProviderProcess:
                     async with session.get(self.url + "/readyz") as reply:
                         if reply.status == 200:
                             return
-                except (aiohttp.ClientError, asyncio.TimeoutError):
+                except (TimeoutError, aiohttp.ClientError):
                     pass
                 await asyncio.sleep(0.1)
         self._failed(f"our server was not ready within {START_SECONDS}s")
@@ -94,7 +94,7 @@ class ProviderProcess:
                                                        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
         try:
             out, _ = await asyncio.wait_for(process.communicate(), COMMAND_SECONDS)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             process.kill()
             await process.wait()
             raise ConfigError(f"simulate: `{args[0]}` took more than {COMMAND_SECONDS}s") from None

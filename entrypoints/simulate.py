@@ -8,10 +8,10 @@ import asyncio
 import os
 import signal
 import tempfile
-from pathlib import Path
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import aiohttp
 
@@ -190,7 +190,7 @@ def simulate(settings: Settings, args: argparse.Namespace) -> int:
         return 130
 
 
-def add_simulate(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_simulate(commands: argparse._SubParsersAction) -> None:
     text = "a local Vercel: JWKS and tokens, the Vercel API (recorded), webhooks, SSO, and the flows it drives"
     parser = commands.add_parser("simulate", help=text, description=text + ". `simulate` alone serves it until Ctrl-C.")
     parser.add_argument("verb", nargs="?", choices=["run"], metavar="run", help="run flows against the provider, then exit")

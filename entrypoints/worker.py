@@ -121,7 +121,7 @@ async def _serve_metrics(stack: AsyncExitStack, settings: Settings, container: C
     storage = await resolved(container.storage())
     try:
         url = await stack.enter_async_context(
-            metrics_endpoint(host, port, token=settings.metrics_token, storage=storage)  # type: ignore[arg-type]
+            metrics_endpoint(host, port, token=settings.metrics_token, storage=storage)
         )
     except OSError as exc:
         raise ConfigError(f"WORKER_METRICS_ADDRESS: cannot listen on {host}:{port}: {exc.strerror or exc}") from None

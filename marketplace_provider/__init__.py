@@ -48,10 +48,10 @@ __all__ = sorted(_PUBLIC)
 if TYPE_CHECKING:
     from marketplace_provider.config.settings import ConfigError, Settings, load_settings
     from marketplace_provider.domain.experimentation import ExperimentationItem
-    from marketplace_provider.domain.updates import Ownership
     from marketplace_provider.domain.notifications import Level, Notification
     from marketplace_provider.domain.resources import ResourceStatus, Secret
     from marketplace_provider.domain.services.resource_actions import ResourceImport
+    from marketplace_provider.domain.updates import Ownership
     from marketplace_provider.entrypoints.containers import Container, container_for
     from marketplace_provider.entrypoints.http import create_app
     from marketplace_provider.entrypoints.plugins import PluginContext

@@ -213,17 +213,40 @@ class SessionRepository(Protocol):
 
 
 class UnitOfWork(Protocol):
-    installations: InstallationRepository
-    resources: ResourceRepository
-    replies: ReplyRepository
-    claims: ClaimRepository
-    balances: BalanceRepository
-    outbox: OutboxRepository
-    jobs: JobRepository
-    intents: IntentRepository
-    invoices: InvoiceRepository
-    webhook_events: WebhookEventRepository
-    sessions: SessionRepository
+    # Read-only properties, not attributes: a protocol attribute is settable, so mypy would require each
+    # adapter to declare exactly these types (invariance); a property accepts an adapter's own repository class.
+    @property
+    def installations(self) -> InstallationRepository: ...
+
+    @property
+    def resources(self) -> ResourceRepository: ...
+
+    @property
+    def replies(self) -> ReplyRepository: ...
+
+    @property
+    def claims(self) -> ClaimRepository: ...
+
+    @property
+    def balances(self) -> BalanceRepository: ...
+
+    @property
+    def outbox(self) -> OutboxRepository: ...
+
+    @property
+    def jobs(self) -> JobRepository: ...
+
+    @property
+    def intents(self) -> IntentRepository: ...
+
+    @property
+    def invoices(self) -> InvoiceRepository: ...
+
+    @property
+    def webhook_events(self) -> WebhookEventRepository: ...
+
+    @property
+    def sessions(self) -> SessionRepository: ...
 
     async def __aenter__(self) -> Self: ...
 

@@ -10,8 +10,8 @@ from typing import Protocol
 import msgspec
 
 from marketplace_provider.domain.billing_data import BillingItem, Discount, Usage
-from marketplace_provider.domain.periods import Period
 from marketplace_provider.domain.installations import Installation
+from marketplace_provider.domain.periods import Period
 from marketplace_provider.domain.resources import Resource
 
 

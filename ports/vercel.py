@@ -16,9 +16,13 @@ from typing import Protocol
 
 from marketplace_provider.domain.balances import PrepaymentBalance
 from marketplace_provider.domain.billing_data import BillingData
+from marketplace_provider.domain.errors import Unavailable
 from marketplace_provider.domain.experimentation import ExperimentationConfig, ExperimentationItem
+from marketplace_provider.domain.installations import Installation
 from marketplace_provider.domain.invoice_requests import InvoiceRequest, SubmittedInvoice
+from marketplace_provider.domain.invoices import InvoiceSnapshot
 from marketplace_provider.domain.members import AccountInfo, MemberInfo
+from marketplace_provider.domain.resources import Secret
 from marketplace_provider.domain.sso import SsoTokens
 from marketplace_provider.domain.updates import (
     ImportedResource,
@@ -27,10 +31,6 @@ from marketplace_provider.domain.updates import (
     ResourceEvent,
     ResourceUpdate,
 )
-from marketplace_provider.domain.errors import Unavailable
-from marketplace_provider.domain.installations import Installation
-from marketplace_provider.domain.invoices import InvoiceSnapshot
-from marketplace_provider.domain.resources import Secret
 
 
 class VercelApiError(Unavailable):

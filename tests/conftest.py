@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from marketplace_provider.adapters.simulator.vercel_api import FakeVercel
 from marketplace_provider.adapters.simulator.tokens import TokenKit
+from marketplace_provider.adapters.simulator.vercel_api import FakeVercel
 
 
 @pytest.fixture(scope="session")

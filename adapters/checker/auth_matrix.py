@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
+from marketplace_provider.adapters.checker import forgeries
 from marketplace_provider.adapters.checker.partner import Reply
 from marketplace_provider.adapters.checker.report import Failed, SetupFailed, expect
 from marketplace_provider.adapters.checker.shapes import ErrorBody, conform, expect_status, skip_if_absent
-from marketplace_provider.adapters.checker import forgeries
 from marketplace_provider.adapters.checker.world import SYSTEM, USER, Installation, VercelSide, World
 from marketplace_provider.adapters.simulator.tokens import SigningKey
 
@@ -153,8 +153,9 @@ async def run(w: World) -> None:
     a, b = await w.installed(), await w.installed()
     t = Target(w, a, b, await w.provisioned(a, "check-auth"))
     with check("good-tokens"):
-        read, change = await t.read("Bearer " + await a.system(), SYSTEM), await t.change("Bearer " + await a.admin(), USER)
-        for reply in (read, change):
+        read_reply, change_reply = (await t.read("Bearer " + await a.system(), SYSTEM),
+                                    await t.change("Bearer " + await a.admin(), USER))
+        for reply in (read_reply, change_reply):
             if reply.status != 200:
                 raise SetupFailed(f"good tokens refused: {reply.says()}")
     forge = Forge(w.vercel, SigningKey.generate())
@@ -172,7 +173,9 @@ async def run(w: World) -> None:
         await t.refused([partial(t.read, read, USER), partial(t.change, change, SYSTEM)], (401, 403))
     with check("user-role-on-changes"):
         viewer = await a.viewer()
-        calls = [partial(w.client.call, method, path, token=viewer, style=USER, **kw) for method, path, kw in changes(t)]
+        calls: list[Callable[[], Any]] = [
+            partial(w.client.call, method, path, token=viewer, style=USER, **kw) for method, path, kw in changes(t)
+        ]
         await t.refused(calls, (403,))
     with check("user-role-may-read"):
         reply = await w.client.call("GET", f"/v1/products/{w.product}/plans", token=await a.viewer(), style=USER)

@@ -8,8 +8,19 @@ from functools import partial
 
 from marketplace_provider.adapters.checker.report import GroupStopped, SetupFailed, Skipped, expect
 from marketplace_provider.adapters.checker.shapes import (
-    Claim, Finalized, InstallationView, Plans, Provisioned, Purchase, Resource, Resources, RotatedLater, RotatedNow,
-    conform, expect_status, skip_if_absent,
+    Claim,
+    Finalized,
+    InstallationView,
+    Plans,
+    Provisioned,
+    Purchase,
+    Resource,
+    Resources,
+    RotatedLater,
+    RotatedNow,
+    conform,
+    expect_status,
+    skip_if_absent,
 )
 from marketplace_provider.adapters.checker.world import SYSTEM, Installation, World, new_key
 

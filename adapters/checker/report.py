@@ -137,7 +137,7 @@ class Report:
             (r.group, r.check, r.outcome.value, r.reason) for r in self.results
         ]
         widths = [max(len(row[i]) for row in rows) for i in range(3)]
-        lines = ["  ".join(cell.ljust(w) for cell, w in zip(row[:3], widths)) + "  " + row[3] for row in rows]
+        lines = ["  ".join(cell.ljust(w) for cell, w in zip(row[:3], widths, strict=True)) + "  " + row[3] for row in rows]
         lines.insert(1, "  ".join("-" * w for w in widths) + "  ------")
         s = self.summary()
         lines.append(

@@ -16,10 +16,22 @@ import aiohttp
 from marketplace_provider.adapters.checker import auth_matrix, bad_input, billing, endpoints, idempotency, webhooks
 from marketplace_provider.adapters.checker.partner import PartnerClient
 from marketplace_provider.adapters.checker.report import (
-    CannotRun, GroupStopped, NotTrusted, Outcome, Report, Result, SetupFailed, unexpected,
+    CannotRun,
+    GroupStopped,
+    NotTrusted,
+    Outcome,
+    Report,
+    Result,
+    SetupFailed,
+    unexpected,
 )
 from marketplace_provider.adapters.checker.simulator_link import DEFAULT_SIMULATOR_URL, RunningSimulator
-from marketplace_provider.adapters.checker.stand_ins import StandIns, StandInSettings, default_keys_file, load_or_create_key
+from marketplace_provider.adapters.checker.stand_ins import (
+    StandIns,
+    StandInSettings,
+    default_keys_file,
+    load_or_create_key,
+)
 from marketplace_provider.adapters.checker.world import SYSTEM, VercelSide, World
 
 GROUPS: dict[str, ModuleType] = {

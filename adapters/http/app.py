@@ -11,33 +11,32 @@ from pathlib import Path
 import msgspec
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from litestar import Litestar, Request, Response, get
+from litestar.config.csrf import CSRFConfig
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.exceptions import HTTPException
-from litestar.config.csrf import CSRFConfig
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.template.config import TemplateConfig
 
 from marketplace_provider.adapters.http.api_docs import openapi_config
 from marketplace_provider.adapters.http.auth import provide_caller, provide_request_key
+from marketplace_provider.adapters.http.dashboard import Brand, Browser, callback_router, dashboard_router
+from marketplace_provider.adapters.http.disconnects import DISCONNECT_HANDLERS
 from marketplace_provider.adapters.http.errors import EXCEPTION_HANDLERS
 from marketplace_provider.adapters.http.metrics_route import metrics_route
 from marketplace_provider.adapters.http.observability import CallerNoting, observe_requests
-from marketplace_provider.adapters.http.dashboard import Brand, Browser, callback_router, dashboard_router
-from marketplace_provider.adapters.http.disconnects import DISCONNECT_HANDLERS
 from marketplace_provider.adapters.http.page_headers import browser_headers
 from marketplace_provider.adapters.http.partner_api import partner_api
 from marketplace_provider.adapters.http.static_files import static_files_router
 from marketplace_provider.adapters.http.webhooks import receive_webhook
-
 from marketplace_provider.domain.services import Services
 from marketplace_provider.domain.services.common import RequestKey
 from marketplace_provider.domain.services.dashboard import Dashboard
-from marketplace_provider.domain.services.sign_in import SignIn
 from marketplace_provider.domain.services.installations import Installations
 from marketplace_provider.domain.services.plans import Plans
 from marketplace_provider.domain.services.purchases import Purchases
 from marketplace_provider.domain.services.resources import Resources
+from marketplace_provider.domain.services.sign_in import SignIn
 from marketplace_provider.domain.services.transfers import Transfers
 from marketplace_provider.domain.services.webhooks import Webhooks
 from marketplace_provider.ports.storage import Storage

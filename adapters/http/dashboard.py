@@ -20,6 +20,7 @@ from litestar.middleware.csrf import CSRFMiddleware
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, FromQuery, QueryParameter, URLEncodedBody
 from litestar.response import Redirect, Template
+from litestar.types import ExceptionHandlersMap
 
 from marketplace_provider.adapters.http.errors import STATUS
 from marketplace_provider.domain.errors import DomainError, Invalid
@@ -320,7 +321,7 @@ DASHBOARD_DEPENDENCIES = {
     "sign_in": Provide(_sign_in, sync_to_thread=False),
     "browser": Provide(_browser, sync_to_thread=False),
 }
-BROWSER_ERRORS = {DomainError: error_page}
+BROWSER_ERRORS: ExceptionHandlersMap = {DomainError: error_page}
 
 
 

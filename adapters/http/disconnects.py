@@ -11,6 +11,7 @@ import logging
 
 from litestar import MediaType, Request, Response
 from litestar.exceptions import InternalServerException
+from litestar.types import ExceptionHandlersMap
 
 from marketplace_provider.adapters.http.errors import http_error
 from marketplace_provider.adapters.http.schemas import ErrorBody
@@ -30,4 +31,4 @@ def server_exception(request: Request, exc: InternalServerException) -> Response
     return Response(body, status_code=400, media_type=MediaType.JSON)
 
 
-DISCONNECT_HANDLERS = {InternalServerException: server_exception}
+DISCONNECT_HANDLERS: ExceptionHandlersMap = {InternalServerException: server_exception}

@@ -8,6 +8,7 @@ import re
 
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, ValidationException
+from litestar.types import ExceptionHandlersMap
 
 from marketplace_provider.adapters.http.schemas import PATTERN_MEANINGS, ErrorBody, FieldProblem
 from marketplace_provider.domain.errors import (
@@ -111,7 +112,7 @@ def internal_error(request: Request, exc: Exception) -> Response[ErrorBody]:
     return _json(ErrorBody.of("internal_error", "something went wrong on our side"), 500)
 
 
-EXCEPTION_HANDLERS = {
+EXCEPTION_HANDLERS: ExceptionHandlersMap = {
     DomainError: domain_error,
     ValidationException: validation_error,
     HTTPException: http_error,

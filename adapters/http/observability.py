@@ -25,7 +25,8 @@ from time import perf_counter
 from typing import Any
 
 from litestar import Litestar
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from litestar.enums import ScopeType
+from litestar.types import ASGIApp, HTTPScope, Message, Receive, Scope, Send
 
 from marketplace_provider.adapters.log_context import RequestFacts, current_request
 from marketplace_provider.adapters.metrics import HTTP_LATENCY, HTTP_REQUESTS
@@ -51,9 +52,9 @@ def request_id_from(headers: Iterable[tuple[bytes, bytes]]) -> str:
         if name in REQUEST_ID_HEADERS and name not in found:
             found[name] = value
     for name in REQUEST_ID_HEADERS:
-        value = found.get(name)
-        if value:
-            cleaned = _NOT_IN_REQUEST_ID.sub(b"", value)[:MAX_REQUEST_ID]
+        sent = found.get(name)
+        if sent:
+            cleaned = _NOT_IN_REQUEST_ID.sub(b"", sent)[:MAX_REQUEST_ID]
             if cleaned:
                 return cleaned.decode("ascii")
     return os.urandom(8).hex()
@@ -68,7 +69,7 @@ class RequestObserver:
         self._records = AccessRecords()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != ScopeType.HTTP:  # a str enum: equal to the server's "http"
             await self.app(scope, receive, send)
             return
         started = perf_counter()
@@ -91,7 +92,7 @@ class RequestObserver:
             self._done(scope, facts, answer[0], (answer[1] or perf_counter()) - started)
             current_request.reset(token)
 
-    def _done(self, scope: Scope, facts: RequestFacts, status: int, seconds: float) -> None:
+    def _done(self, scope: HTTPScope, facts: RequestFacts, status: int, seconds: float) -> None:
         route: str = scope.get("path_template") or UNMATCHED
         raw_method: str = scope["method"]
         method = raw_method if raw_method in METHODS else "OTHER"

@@ -9,16 +9,19 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import HttpMethod, MediaType, Response, Router, delete, get, patch, post, put, route
+from litestar.di import NamedDependency
 from litestar.handlers import HTTPRouteHandler
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import OpenAPIMediaType, OpenAPIType, Operation, Schema
-from litestar.di import NamedDependency
 from litestar.params import JSONBody, PathParameter, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_202_ACCEPTED, HTTP_204_NO_CONTENT
 
 from marketplace_provider.adapters.http.auth import PATH_ID
 from marketplace_provider.adapters.http.schemas import (
+    END,
+    NO_NUL,
     AcceptTransferIn,
+    BillingPlanOut,
     CreateTransferIn,
     CreateTransferOut,
     DeleteInstallationIn,
@@ -27,8 +30,6 @@ from marketplace_provider.adapters.http.schemas import (
     InstallationOut,
     LegacyCreateTransferIn,
     Metadata,
-    END,
-    NO_NUL,
     NotificationOut,
     PlansOut,
     ProvisionedOut,
@@ -44,7 +45,6 @@ from marketplace_provider.adapters.http.schemas import (
     UpdateInstallationIn,
     UpdateResourceIn,
     UpsertInstallationIn,
-    BillingPlanOut,
     VerifyTransferOut,
 )
 from marketplace_provider.domain.errors import Invalid
@@ -116,7 +116,7 @@ class MetadataQuery(Operation):
         for parameter in self.parameters or []:
             if getattr(parameter, "name", None) == "metadata":
                 parameter.schema = None  # type: ignore[union-attr]
-                parameter.description = "The current form values, as JSON (at most 8192 characters)"  # type: ignore[union-attr]
+                parameter.description = "The current form values, as JSON (at most 8192 characters)"
                 parameter.content = {MediaType.JSON: OpenAPIMediaType(schema=METADATA_OBJECT)}  # type: ignore[union-attr]
 
 
@@ -193,7 +193,7 @@ async def delete_installation(
     cascade = data.cascade_resource_deletion if data is not None else False
     outcome = await installations.uninstall(caller, installationId, cascade, request_key)
     if outcome.finalized is None:
-        return NO_CONTENT
+        return NO_CONTENT  # type: ignore[return-value]  # the annotation documents the 200 body; 204 is in responses=
     return Response(FinalizedOut(finalized=outcome.finalized), status_code=HTTP_200_OK)
 
 

@@ -34,7 +34,8 @@ async def webhooks_flow(d: Driver) -> None:
     life = d.life
     invoices = {name: f"inv_sim_{name}_{life.installation_id[-6:]}" for name in ("a", "b")}
     start = datetime.now(UTC) - timedelta(days=1)
-    planned = []  # (event body, invoice id, its state once delivered, expectation)
+    # (event body, invoice id, its state once delivered, expectation)
+    planned: list[tuple[bytes, str | None, str | None, str | None]] = []
     for i, (kind, name, state, expect) in enumerate(INVOICE_LIFE):
         body = webhooks.envelope(kind, webhooks.payload_for(kind, life.installation_id, invoice_id=invoices[name],
                                  resource_id=life.resource_id),
@@ -49,11 +50,11 @@ async def webhooks_flow(d: Driver) -> None:
         for invoice_id, final in ((invoices["a"], "refunded"), (invoices["b"], "paid")):
             d.sim.vercel.invoices[invoice_id]["state"] = final  # out of order, Vercel already knows the end
     mark = d.mark()
-    for body, invoice_id, state, expect in planned:
-        if invoice_id is not None and not d.options.shuffle:
-            d.sim.vercel.invoices[invoice_id]["state"] = state  # what Get Invoice says from now on
+    for raw, planned_invoice, known_state, expect in planned:
+        if planned_invoice is not None and not d.options.shuffle:
+            d.sim.vercel.invoices[planned_invoice]["state"] = known_state  # what Get Invoice says from now on
         step_mark = d.mark()
-        await _deliver(d, body)
+        await _deliver(d, raw)
         if expect is not None and not d.options.shuffle:
             await _reaction(d, step_mark, expect)
     if d.options.shuffle:

@@ -4,6 +4,7 @@ every step it checks; `run` adds the flows a flow needs first (provisioning need
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -51,7 +52,7 @@ async def _product_plans(d: Driver, flow: str, *, style: str, installation_id: s
     inst = d.life.installation_id if installation_id == "" else installation_id
     sent = await d.call("GET", f"/v1/products/{product}/plans", style=style, installation_id=inst,
                         params={"metadata": "{}"})
-    offered = sent.body.get("plans") if isinstance(sent.body.get("plans"), list) else []
+    offered = found if isinstance(found := sent.body.get("plans"), list) else []
     d.check(flow, sent, (200,), f"product {product}: plans {', '.join(p.get('id', '?') for p in offered)}",
             *_plan_problems(sent.body), "" if offered else "no plan offered")
     d.life.plans = offered
@@ -136,7 +137,7 @@ async def rotate(d: Driver) -> None:
 async def change_plan(d: Driver) -> None:
     path = d.path(f"/resources/{d.life.resource_id}")
     offered = await d.call("GET", path + "/plans", style="system", params={"metadata": "{}"})
-    listed = offered.body.get("plans") if isinstance(offered.body.get("plans"), list) else []
+    listed = found if isinstance(found := offered.body.get("plans"), list) else []
     d.check("plan", offered, (200,), f"the resource may move to {', '.join(p.get('id', '?') for p in listed)}")
     others = [p for p in listed if p.get("id") != d.life.plan_id and not p.get("disabled")]
     others.sort(key=lambda p: (p.get("type") != "subscription", p.get("paymentMethodRequired") is False))
@@ -159,7 +160,7 @@ async def credits(d: Driver) -> None:
     d.sim.vercel.invoices[invoice_id] = _paid_invoice(invoice_id, plan_id or "credits", "25.00")
     mark = d.mark()
     sent = await d.call("POST", d.path("/billing/provision"), style="user", body={"invoiceId": invoice_id})
-    balances = sent.body.get("balances") if isinstance(sent.body.get("balances"), list) else []
+    balances = found if isinstance(found := sent.body.get("balances"), list) else []
     cents = [b.get("currencyValueInCents") for b in balances if isinstance(b, dict)]
     d.check("credits", sent, (200,), f"25.00 USD bought (invoice {invoice_id}): balances {cents} cents",
             missing(sent.body, "timestamp", "balances"))
@@ -223,7 +224,7 @@ async def uninstall(d: Driver) -> None:
         d.note("uninstall", f"no finalization within {d.options.wait:g}s (due within 24 hours)")
 
 
-FLOWS = {
+FLOWS: dict[str, Callable[[Driver], Awaitable[object]]] = {
     "install": install, "plans": plans, "provision": provision, "update": update, "rotate": rotate,
     "plan": change_plan, "credits": credits, "transfer": transfer, "sso": deliveries.sso,
     "webhooks": deliveries.webhooks_flow, "billing": deliveries.billing, "uninstall": uninstall,

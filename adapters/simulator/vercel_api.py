@@ -26,7 +26,13 @@ from aiohttp import web
 
 from marketplace_provider.adapters.simulator import vercel_answers as answers
 from marketplace_provider.adapters.simulator.vercel_answers import (
-    CODES, INSTALLATION, RESOURCE, SSO_TOKEN, Answer, Call, error,
+    CODES,
+    INSTALLATION,
+    RESOURCE,
+    SSO_TOKEN,
+    Answer,
+    Call,
+    error,
 )
 
 __all__ = ["CODES", "Call", "FakeVercel"]

@@ -78,7 +78,7 @@ class Outbox:
             self.entries = d.sql(f"SELECT {columns} FROM outbox WHERE installation_id = $1 ORDER BY seq")
             self.array, self.time = d.array, d.time
 
-    __slots__ = ("db", "sql", "rows", "cipher")
+    __slots__ = ("cipher", "db", "rows", "sql")
 
     def __init__(self, db: Executor, sql: Outbox.Sql, rows: RowCodec, cipher: SecretCipher) -> None:
         self.db, self.sql, self.rows, self.cipher = db, sql, rows, cipher
@@ -210,7 +210,7 @@ class WebhookEvents:
             )
             self.time = d.time
 
-    __slots__ = ("db", "sql", "rows")
+    __slots__ = ("db", "rows", "sql")
 
     def __init__(self, db: Executor, sql: WebhookEvents.Sql, rows: RowCodec, cipher: SecretCipher) -> None:
         self.db, self.sql, self.rows = db, sql, rows

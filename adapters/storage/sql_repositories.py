@@ -99,7 +99,7 @@ class Installations:
                 f"OR {d.bytewise('id')} > $2) ORDER BY {d.bytewise('id')} LIMIT $3"
             )
 
-    __slots__ = ("db", "sql", "rows", "cipher")
+    __slots__ = ("cipher", "db", "rows", "sql")
 
     def __init__(self, db: Executor, sql: Installations.Sql, rows: RowCodec, cipher: SecretCipher) -> None:
         self.db, self.sql, self.rows, self.cipher = db, sql, rows, cipher
@@ -130,7 +130,7 @@ class Resources:
             self.save = d.sql(upsert("resources", RESOURCE_COLUMNS))
             self.array = d.array
 
-    __slots__ = ("db", "sql", "rows", "cipher")
+    __slots__ = ("cipher", "db", "rows", "sql")
 
     def __init__(self, db: Executor, sql: Resources.Sql, rows: RowCodec, cipher: SecretCipher) -> None:
         self.db, self.sql, self.rows, self.cipher = db, sql, rows, cipher
@@ -175,7 +175,7 @@ class Replies:
                 "result_key_id = excluded.result_key_id, created_at = excluded.created_at"
             )
 
-    __slots__ = ("db", "sql", "cipher")
+    __slots__ = ("cipher", "db", "sql")
 
     def __init__(self, db: Executor, sql: Replies.Sql, rows: RowCodec, cipher: SecretCipher) -> None:
         self.db, self.sql, self.cipher = db, sql, cipher
@@ -203,7 +203,7 @@ class Claims:
             self.get = d.sql(f"SELECT {', '.join(CLAIM_COLUMNS)} FROM transfer_claims WHERE id = $1")
             self.save = d.sql(upsert("transfer_claims", CLAIM_COLUMNS))
 
-    __slots__ = ("db", "sql", "rows")
+    __slots__ = ("db", "rows", "sql")
 
     def __init__(self, db: Executor, sql: Claims.Sql, rows: RowCodec, cipher: SecretCipher) -> None:
         self.db, self.sql, self.rows = db, sql, rows
@@ -265,7 +265,7 @@ class Invoices:
                 f"SELECT {', '.join(TRANSITION_COLUMNS)} FROM invoice_transitions WHERE invoice_id = $1 ORDER BY id"
             )
 
-    __slots__ = ("db", "sql", "rows")
+    __slots__ = ("db", "rows", "sql")
 
     def __init__(self, db: Executor, sql: Invoices.Sql, rows: RowCodec, cipher: SecretCipher) -> None:
         self.db, self.sql, self.rows = db, sql, rows
@@ -300,7 +300,7 @@ class Sessions:
             )
             self.time = d.time
 
-    __slots__ = ("db", "sql", "rows")
+    __slots__ = ("db", "rows", "sql")
 
     def __init__(self, db: Executor, sql: Sessions.Sql, rows: RowCodec, cipher: SecretCipher) -> None:
         self.db, self.sql, self.rows = db, sql, rows

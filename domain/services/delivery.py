@@ -12,21 +12,14 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from itertools import groupby
 
-from marketplace_provider.domain.experimentation import ExperimentationItem
-from marketplace_provider.domain.updates import (
-    CLEAR,
-    InstallationEvent,
-    InstallationUpdate,
-    ResourceEvent,
-    ResourceUpdate,
-)
 from marketplace_provider.domain.errors import DomainError, Unavailable
+from marketplace_provider.domain.experimentation import ExperimentationItem
 from marketplace_provider.domain.installations import Installation
 from marketplace_provider.domain.outbox import (
+    FOR_THE_PROVISIONER,
     AnnounceChange,
     CreateExperimentationItems,
     DeleteExperimentationItem,
-    FOR_THE_PROVISIONER,
     FinalizeInstallation,
     FinishProvisioning,
     ImportResource,
@@ -46,6 +39,13 @@ from marketplace_provider.domain.outbox import (
     UpdateExperimentationItem,
 )
 from marketplace_provider.domain.services.common import Ports
+from marketplace_provider.domain.updates import (
+    CLEAR,
+    InstallationEvent,
+    InstallationUpdate,
+    ResourceEvent,
+    ResourceUpdate,
+)
 from marketplace_provider.ports.provisioner import ResourceProvisioner
 from marketplace_provider.ports.storage import UnitOfWork
 from marketplace_provider.ports.vercel import VercelApiError, VercelGateway

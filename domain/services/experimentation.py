@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from marketplace_provider.domain.experimentation import ExperimentationItem, check_item
 from marketplace_provider.domain.errors import Invalid
+from marketplace_provider.domain.experimentation import ExperimentationItem, check_item
 from marketplace_provider.domain.outbox import (
     CreateExperimentationItems,
     DeleteExperimentationItem,

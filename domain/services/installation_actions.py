@@ -5,9 +5,9 @@ and a member's information, which are asked at once (nothing changes, so nothing
 from __future__ import annotations
 
 from marketplace_provider.domain.billing_data import BillingData
-from marketplace_provider.domain.members import AccountInfo, MemberInfo
 from marketplace_provider.domain.errors import Invalid, NotFound
 from marketplace_provider.domain.installations import Installation
+from marketplace_provider.domain.members import AccountInfo, MemberInfo
 from marketplace_provider.domain.notifications import Notification, checked
 from marketplace_provider.domain.outbox import AnnounceChange
 from marketplace_provider.domain.services.common import Ports, active_installation

@@ -24,10 +24,18 @@ from marketplace_provider.domain.outbox import (
 )
 from marketplace_provider.domain.plans import choose_resource_plan, resolve_metadata
 from marketplace_provider.domain.resources import (
-    Resource, ResourceStatus, Secret, check_name, check_resource_id, check_secrets, check_status, new_resource,
+    Resource,
+    ResourceStatus,
+    Secret,
+    check_name,
+    check_resource_id,
+    check_secrets,
+    check_status,
+    new_resource,
 )
 from marketplace_provider.domain.services.common import Ports, active_installation, live_resource
 from marketplace_provider.domain.updates import ImportedResource, Ownership
+
 
 class ResourceImport(msgspec.Struct, frozen=True, kw_only=True):
     """A resource made on the provider's side, as it should appear in the installation (Vercel's Import

@@ -10,11 +10,21 @@ from marketplace_provider.domain.errors import Conflict, Invalid, NotFound
 from marketplace_provider.domain.plans import BillingPlan, choose_resource_plan, resolve_metadata
 from marketplace_provider.domain.repl import ReplOutcome
 from marketplace_provider.domain.resources import (
-    ProvisionRequest, Resource, ResourceChanges, ResourceStatus, check_name, new_resource,
+    ProvisionRequest,
+    Resource,
+    ResourceChanges,
+    ResourceStatus,
+    check_name,
+    new_resource,
 )
 from marketplace_provider.domain.roles import Action, Caller, authorize
 from marketplace_provider.domain.services.common import (
-    Ports, RequestKey, active_installation, earlier_reply, live_resource, remember,
+    Ports,
+    RequestKey,
+    active_installation,
+    earlier_reply,
+    live_resource,
+    remember,
 )
 from marketplace_provider.ports.provisioner import ResourceDraft, ResourceProvisioner, Rotation
 
@@ -108,7 +118,7 @@ class Resources:
                 # read after `begin`, which waits for a first call finishing right now: its reply is then seen
                 reply = await earlier_reply(uow, installation_id, key, Resource)
                 if reply is not None:
-                    return reply.result  # type: ignore[no-any-return]
+                    return reply.result  # type: ignore[return-value]
                 if began:
                     await uow.commit()
                     return None
@@ -155,7 +165,7 @@ class Resources:
             await active_installation(uow, installation_id)
             reply = await earlier_reply(uow, installation_id, key, Resource)
             if reply is not None:
-                return reply.result  # type: ignore[no-any-return]
+                return reply.result  # type: ignore[return-value]
             before = await live_resource(uow, installation_id, resource_id)
         after = self._changed(before, changes, self.ports.clock.now())
         if after is not before:
@@ -163,7 +173,7 @@ class Resources:
         async with self.ports.storage.unit_of_work() as uow:
             reply = await earlier_reply(uow, installation_id, key, Resource)
             if reply is not None:  # a retry of this request finished first
-                return reply.result  # type: ignore[no-any-return]
+                return reply.result  # type: ignore[return-value]
             await active_installation(uow, installation_id)
             # the changes asked for, over whatever else changed meanwhile (a suspension, say)
             current = await live_resource(uow, installation_id, resource_id)
@@ -233,13 +243,13 @@ class Resources:
             await active_installation(uow, installation_id)
             reply = await earlier_reply(uow, installation_id, key, Rotation)
             if reply is not None:
-                return reply.result  # type: ignore[no-any-return]
+                return reply.result  # type: ignore[return-value]
             resource = await live_resource(uow, installation_id, resource_id)
         rotation = await self.provisioner.rotate_secrets(resource, reason, keep_old_hours)
         async with self.ports.storage.unit_of_work() as uow:
             reply = await earlier_reply(uow, installation_id, key, Rotation)
             if reply is not None:
-                return reply.result  # type: ignore[no-any-return]
+                return reply.result  # type: ignore[return-value]
             await active_installation(uow, installation_id)
             current = await live_resource(uow, installation_id, resource_id)
             if rotation.sync:

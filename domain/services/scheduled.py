@@ -15,12 +15,25 @@ from datetime import datetime
 import msgspec
 
 from marketplace_provider.domain.billing_data import BillingData
-from marketplace_provider.domain.invoice_requests import InvoiceRequest
-from marketplace_provider.domain.periods import Period
 from marketplace_provider.domain.errors import NotFound
 from marketplace_provider.domain.installations import Installation, Lifecycle
-from marketplace_provider.domain.outbox import FinalizeInstallation, OutboxMessage, ReportBalances, SubmitBillingData, SubmitInvoice
-from marketplace_provider.domain.periods import billing_month, end_of_day, hour_key, last_instant, month_key, previous_month
+from marketplace_provider.domain.invoice_requests import InvoiceRequest
+from marketplace_provider.domain.outbox import (
+    FinalizeInstallation,
+    OutboxMessage,
+    ReportBalances,
+    SubmitBillingData,
+    SubmitInvoice,
+)
+from marketplace_provider.domain.periods import (
+    Period,
+    billing_month,
+    end_of_day,
+    hour_key,
+    last_instant,
+    month_key,
+    previous_month,
+)
 from marketplace_provider.domain.resources import Resource
 from marketplace_provider.domain.services.common import Ports, active_installation
 from marketplace_provider.ports.usage import UsageSource

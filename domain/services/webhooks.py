@@ -14,7 +14,13 @@ from datetime import datetime
 from marketplace_provider.domain.errors import DomainError, Unavailable
 from marketplace_provider.domain.installations import Installation
 from marketplace_provider.domain.invoices import (
-    Invoice, InvoiceEvent, InvoiceState, refund_notice, take_notice, unpaid, unpaid_notice,
+    Invoice,
+    InvoiceEvent,
+    InvoiceState,
+    refund_notice,
+    take_notice,
+    unpaid,
+    unpaid_notice,
 )
 from marketplace_provider.domain.outbox import ReconfigureResource, SetResourceStatus
 from marketplace_provider.domain.resources import Resource
@@ -22,7 +28,13 @@ from marketplace_provider.domain.services.common import Ports
 from marketplace_provider.domain.services.installations import Installations
 from marketplace_provider.domain.services.notifications import show
 from marketplace_provider.domain.webhooks import (
-    INVOICE_EVENTS, MEMBER_CHANGED, REMOVED, ReadPayload, StoredEvent, changed_member, invoice_notice,
+    INVOICE_EVENTS,
+    MEMBER_CHANGED,
+    REMOVED,
+    ReadPayload,
+    StoredEvent,
+    changed_member,
+    invoice_notice,
 )
 from marketplace_provider.ports.storage import UnitOfWork
 from marketplace_provider.ports.vercel import VercelGateway
@@ -94,6 +106,7 @@ class Webhooks:
             async with self.ports.storage.unit_of_work() as uow:
                 await uow.webhook_events.applied(event_id, self.ports.clock.now(), note)
                 await uow.commit()
+        assert event is not None  # a DomainError comes from _dispatch, after the hold found the event
         log.info("webhook %s (%s) applied%s", event_id, event.type, f": {note}" if note else "")
         return True
 

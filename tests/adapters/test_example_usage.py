@@ -12,10 +12,10 @@ from marketplace_provider.adapters.example_usage import ExampleUsageSource, mont
 from marketplace_provider.config.catalog import load_catalog
 from marketplace_provider.config.settings import DEFAULT_PRODUCTS_FILE
 from marketplace_provider.domain.billing_data import BillingData, BillingItem, Usage, UsageType
+from marketplace_provider.domain.installations import Installation, Lifecycle
 from marketplace_provider.domain.invoice_requests import InvoiceRequest
 from marketplace_provider.domain.money import usd
 from marketplace_provider.domain.periods import Period
-from marketplace_provider.domain.installations import Installation, Lifecycle
 from marketplace_provider.domain.plans import BillingPlan, Catalog, PlanType, Product
 from marketplace_provider.domain.resources import Resource, ResourceStatus
 from marketplace_provider.ports.usage import UsageReport, UsageSource

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 
 from marketplace_provider.adapters.jwks import JwksTokenVerifier
+from marketplace_provider.adapters.simulator.tokens import ACCOUNT_ID, OMIT, USER_ID, SigningKey, TokenKit
 from marketplace_provider.domain.errors import Unauthenticated, Unavailable
 from marketplace_provider.domain.roles import AuthStyle, Caller, Role
-from marketplace_provider.adapters.simulator.tokens import ACCOUNT_ID, OMIT, USER_ID, SigningKey, TokenKit
 
 LEEWAY = 30
 INTERVAL = 10

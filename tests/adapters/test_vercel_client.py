@@ -14,19 +14,27 @@ from typing import Any
 
 import pytest
 
+from marketplace_provider.adapters.simulator.vercel_api import Call, FakeVercel
 from marketplace_provider.adapters.vercel_client import VercelClient, parse_retry_after
 from marketplace_provider.domain.balances import PrepaymentBalance
 from marketplace_provider.domain.billing_data import BillingData, BillingItem, Discount, Usage, UsageType
+from marketplace_provider.domain.errors import Invalid, Unavailable
 from marketplace_provider.domain.experimentation import ExperimentationItem, ItemCategory
+from marketplace_provider.domain.installations import Account, Contact, Credentials, Installation, Lifecycle
 from marketplace_provider.domain.invoice_requests import (
     InvoiceRequest,
     InvoiceTest,
-    SubmittedInvoice,
     InvoiceTestResult,
+    SubmittedInvoice,
 )
+from marketplace_provider.domain.invoices import InvoiceState
 from marketplace_provider.domain.members import MemberInfo
 from marketplace_provider.domain.money import Money, usd
+from marketplace_provider.domain.notifications import Level, Notification
 from marketplace_provider.domain.periods import Period
+from marketplace_provider.domain.plans import BillingPlan, PlanDetail, PlanType
+from marketplace_provider.domain.resources import EnvironmentOverrides, ResourceStatus, Secret
+from marketplace_provider.domain.roles import Role
 from marketplace_provider.domain.sso import SsoTokens
 from marketplace_provider.domain.updates import (
     CLEAR,
@@ -38,15 +46,7 @@ from marketplace_provider.domain.updates import (
     ResourceEvent,
     ResourceUpdate,
 )
-from marketplace_provider.domain.errors import Invalid, Unavailable
-from marketplace_provider.domain.installations import Account, Contact, Credentials, Installation, Lifecycle
-from marketplace_provider.domain.invoices import InvoiceState
-from marketplace_provider.domain.notifications import Level, Notification
-from marketplace_provider.domain.plans import BillingPlan, PlanDetail, PlanType
-from marketplace_provider.domain.resources import EnvironmentOverrides, ResourceStatus, Secret
-from marketplace_provider.domain.roles import Role
 from marketplace_provider.ports.vercel import VercelApiError, VercelGateway
-from marketplace_provider.adapters.simulator.vercel_api import Call, FakeVercel
 
 TOKEN = "icfg-secret-access-token"
 CLIENT_SECRET = "oac-client-secret-value"

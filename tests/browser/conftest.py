@@ -14,14 +14,14 @@ import aiohttp
 import pytest
 from playwright.async_api import Browser, BrowserContext, async_playwright
 
+from marketplace_provider.adapters.simulator.client import Api
+from marketplace_provider.adapters.simulator.tokens import AUDIENCE, USER_ID, TokenKit
+from marketplace_provider.adapters.simulator.vercel_api import FakeVercel
 from marketplace_provider.config.settings import Settings, load_settings
 from marketplace_provider.entrypoints.containers import container_for, resolved
 from marketplace_provider.entrypoints.http import create_app
 from tests.http.conftest import Installation
-from marketplace_provider.adapters.simulator.client import Api
-from marketplace_provider.adapters.simulator.vercel_api import FakeVercel
 from tests.support.server import serving
-from marketplace_provider.adapters.simulator.tokens import AUDIENCE, USER_ID, TokenKit
 
 CHROMIUM = "/usr/bin/chromium"
 SCREENSHOTS = Path(os.environ.get("SCREENSHOT_DIR", Path(__file__).parents[2] / "test-artifacts" / "screenshots"))

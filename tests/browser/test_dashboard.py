@@ -9,11 +9,11 @@ import time
 
 from playwright.async_api import BrowserContext, Page
 
+from marketplace_provider.adapters.simulator.vercel_api import FakeVercel
+from marketplace_provider.adapters.simulator.webhooks import signed_headers
 from marketplace_provider.config.settings import Settings
 from tests.browser.conftest import Sso, deliver_outbox, screenshot_path
 from tests.http.conftest import Installation
-from marketplace_provider.adapters.simulator.vercel_api import FakeVercel
-from marketplace_provider.adapters.simulator.webhooks import signed_headers
 
 
 async def signed_in(browser: BrowserContext, sso: Sso, installation: Installation, role: str, query: str = "") -> Page:

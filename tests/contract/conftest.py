@@ -23,6 +23,7 @@ from marketplace_provider.adapters.storage.sqlite import SqliteStorage
 from marketplace_provider.ports.storage import Storage
 from tests.support.postgres import scratch_database
 
+
 def new_cipher(key_id: str = "contract") -> SecretCipher:
     return SecretCipher([(key_id, os.urandom(32))])
 

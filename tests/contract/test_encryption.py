@@ -14,7 +14,13 @@ from pathlib import Path
 import pytest
 from msgspec.structs import replace
 
-from marketplace_provider.adapters.cipher import CipherError, SecretCipher, generate_key_text, load_or_create_key_file, parse_keys
+from marketplace_provider.adapters.cipher import (
+    CipherError,
+    SecretCipher,
+    generate_key_text,
+    load_or_create_key_file,
+    parse_keys,
+)
 from marketplace_provider.domain.installations import Credentials, Installation
 from marketplace_provider.domain.resources import Resource, Secret
 from marketplace_provider.ports.storage import Reply, Storage
@@ -65,7 +71,7 @@ async def test_raw_rows_hold_no_plaintext(database: SqlDatabase) -> None:
     marker = uid("PLAINTEXT")
     storage = await database.open(SecretCipher([NEW]))
     try:
-        installation, resource = await write_sample(storage, marker)
+        installation, _resource = await write_sample(storage, marker)
     finally:
         await storage.close()
     rows = await raw_rows(database, installation.id)

@@ -16,7 +16,13 @@ import msgspec
 import pytest
 
 from marketplace_provider.adapters.cipher import CipherError, SecretCipher
-from marketplace_provider.adapters.storage.migrations import migrate_postgres, migrate_sqlite, migrations, pending_postgres, pending_sqlite
+from marketplace_provider.adapters.storage.migrations import (
+    migrate_postgres,
+    migrate_sqlite,
+    migrations,
+    pending_postgres,
+    pending_sqlite,
+)
 from marketplace_provider.adapters.storage.postgres import PostgresStorage
 from marketplace_provider.config.catalog import load_catalog
 from marketplace_provider.config.settings import DEFAULT_PRODUCTS_FILE
@@ -25,8 +31,6 @@ from marketplace_provider.domain.billing_data import BillingData, BillingItem, D
 from marketplace_provider.domain.experimentation import ExperimentationItem, ItemCategory
 from marketplace_provider.domain.invoice_requests import InvoiceRequest, InvoiceTest, InvoiceTestResult
 from marketplace_provider.domain.money import usd
-from marketplace_provider.domain.periods import Period
-from marketplace_provider.domain.updates import ImportedResource, Ownership
 from marketplace_provider.domain.notifications import Level, Notification
 from marketplace_provider.domain.outbox import (
     AnnounceChange,
@@ -51,7 +55,9 @@ from marketplace_provider.domain.outbox import (
     SubmitInvoice,
     UpdateExperimentationItem,
 )
+from marketplace_provider.domain.periods import Period
 from marketplace_provider.domain.resources import EnvironmentOverrides, Resource, ResourceStatus, Secret
+from marketplace_provider.domain.updates import ImportedResource, Ownership
 from marketplace_provider.ports.storage import Storage
 from tests.contract.conftest import SqlDatabase
 from tests.contract.test_storage import an_installation, new_installation, uid
@@ -365,7 +371,7 @@ async def test_claim_stops_before_a_message_leased_by_another_worker(storage: St
 
 
 async def test_a_head_not_due_holds_back_its_installation(storage: Storage) -> None:
-    installation, ids = await installation_with(storage, 2)
+    _installation, ids = await installation_with(storage, 2)
     _, other_ids = await installation_with(storage, 1)
     assert await claimed_ids(storage) == ids + other_ids
     retry_at = NOW + timedelta(minutes=1)
@@ -387,7 +393,7 @@ async def test_a_head_not_due_holds_back_its_installation(storage: Storage) -> N
 
 async def test_claim_stops_at_a_later_message_not_due(storage: Storage) -> None:
     # a revived message goes before a later one still waiting for its retry
-    installation, ids = await installation_with(storage, 3)
+    _installation, ids = await installation_with(storage, 3)
     assert await claimed_ids(storage, per=1) == ids[:1]
     await failed(storage, ids[0], "gone", None)
     assert await claimed_ids(storage, per=1) == ids[1:2]
@@ -453,7 +459,7 @@ async def test_failures_retry_then_die(storage: Storage) -> None:
 
 
 async def test_dead_messages_do_not_block_later_ones(storage: Storage) -> None:
-    installation, ids = await installation_with(storage, 3)
+    _installation, ids = await installation_with(storage, 3)
     assert await claimed_ids(storage, per=1) == ids[:1]
     await failed(storage, ids[0], "400 Bad Request", None)
     assert await claimed_ids(storage) == ids[1:]

@@ -16,6 +16,7 @@ import pytest
 
 from marketplace_provider.adapters.cipher import SecretCipher
 from marketplace_provider.adapters.example_provisioner import ExampleProvisioner
+from marketplace_provider.adapters.ids import RandomIds
 from marketplace_provider.adapters.storage.memory import MemoryStorage
 from marketplace_provider.adapters.storage.migrations import migrate_sqlite
 from marketplace_provider.adapters.storage.postgres import PostgresStorage
@@ -27,7 +28,6 @@ from marketplace_provider.domain.resources import ProvisionRequest, Resource, Re
 from marketplace_provider.domain.roles import AuthStyle, Caller, Role
 from marketplace_provider.domain.services.common import Ports, RequestKey
 from marketplace_provider.domain.services.resources import Resources
-from marketplace_provider.adapters.ids import RandomIds
 from marketplace_provider.ports.provisioner import Provisioned, ResourceDraft, Rotation
 from marketplace_provider.ports.storage import Storage
 from tests.support.clock import ManualClock

@@ -10,7 +10,13 @@ import pytest
 from msgspec.structs import replace
 
 from marketplace_provider.adapters.cipher import SecretCipher
-from marketplace_provider.adapters.storage.migrations import migrate_postgres, migrate_sqlite, migrations, pending_postgres, pending_sqlite
+from marketplace_provider.adapters.storage.migrations import (
+    migrate_postgres,
+    migrate_sqlite,
+    migrations,
+    pending_postgres,
+    pending_sqlite,
+)
 from marketplace_provider.adapters.storage.postgres import PostgresStorage
 from marketplace_provider.adapters.storage.sqlite import SqliteStorage
 from marketplace_provider.domain.errors import Conflict

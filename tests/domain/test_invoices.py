@@ -151,7 +151,7 @@ def test_a_stale_or_repeated_notice_keeps_no_transition_but_is_counted() -> None
     after, transition = take_notice(paid, "icfg_1", NOTICE, E.NOT_PAID, EARLIER)
     assert transition is None and after.state is S.PAID
     assert (after.notices, after.failed_attempts) == (1, 1)  # a late notpaid still counts the failed attempt
-    moved, step = take_notice(paid, "icfg_1", NOTICE, E.REFUNDED, LATER)
+    _moved, step = take_notice(paid, "icfg_1", NOTICE, E.REFUNDED, LATER)
     assert step is not None and (step.from_state, step.to_state) == (S.PAID, S.REFUNDED)
 
 

@@ -8,11 +8,11 @@ from datetime import timedelta
 import msgspec
 import pytest
 
-from marketplace_provider.domain.updates import ImportedResource
 from marketplace_provider.domain.errors import Invalid
 from marketplace_provider.domain.notifications import Level, Notification
 from marketplace_provider.domain.outbox import FinishProvisioning, ImportResource, OutboxMessage
 from marketplace_provider.domain.resources import ResourceStatus, Secret, check_secrets, merge_secrets
+from marketplace_provider.domain.updates import ImportedResource
 from tests.domain.services.conftest import BEFORE, a_resource, an_installation
 
 LATER = BEFORE + timedelta(days=1)

@@ -7,7 +7,16 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from marketplace_provider.domain.roles import Action, Role, may
-from marketplace_provider.domain.sso import Area, Landing, Session, SsoIntent, landing, provider_sso_url, session_hash, sso_link
+from marketplace_provider.domain.sso import (
+    Area,
+    Landing,
+    Session,
+    SsoIntent,
+    landing,
+    provider_sso_url,
+    session_hash,
+    sso_link,
+)
 
 NOW = datetime(2026, 11, 29, tzinfo=UTC)
 

@@ -13,12 +13,12 @@ import aiohttp
 import pytest
 
 from marketplace_provider.adapters.cipher import SecretCipher, generate_key_text, load_or_create_key_file, parse_keys
+from marketplace_provider.adapters.simulator.vercel_api import FakeVercel
 from marketplace_provider.adapters.storage.migrations import migrate_sqlite
 from marketplace_provider.adapters.storage.postgres import PostgresStorage
 from marketplace_provider.adapters.storage.sqlite import SqliteStorage
 from marketplace_provider.ports.storage import Storage
 from tests.e2e.test_cli import SCRIPT
-from marketplace_provider.adapters.simulator.vercel_api import FakeVercel
 from tests.support.postgres import scratch_database
 
 

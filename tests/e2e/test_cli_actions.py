@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from marketplace_provider.adapters.simulator.vercel_api import FakeVercel
 from marketplace_provider.domain.resources import ResourceStatus
 from tests.e2e.conftest import Backend, sqlite_backend
 from tests.e2e.test_cli import SCRIPT, run
 from tests.e2e.test_worker import worker_env
-from marketplace_provider.adapters.simulator.vercel_api import FakeVercel
 from tests.worker.conftest import an_installation
 from tests.worker.test_jobs import a_resource
 

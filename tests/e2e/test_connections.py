@@ -219,7 +219,7 @@ async def test_a_ten_megabyte_header_is_cut_off_and_the_server_carries_on(served
 
 async def test_a_client_gone_mid_body_is_one_info_line_without_a_traceback(served: Served) -> None:
     for path in (b"PUT /v1/installations/icfg_gone", b"POST /webhook", b"POST /dashboard/notification"):
-        reader, writer = await asyncio.open_connection("127.0.0.1", served.port)
+        _reader, writer = await asyncio.open_connection("127.0.0.1", served.port)
         writer.write(path + b" HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: 5000\r\n\r\n{\"a\":")
         await writer.drain()
         await asyncio.sleep(0.2)

@@ -13,11 +13,11 @@ import aiohttp
 import pytest
 
 from marketplace_provider.adapters.cipher import generate_key_text
+from marketplace_provider.adapters.simulator.tokens import AUDIENCE, TokenKit
 from tests.e2e.conftest import serve_process
 from tests.e2e.test_cli import free_port
 from tests.http.conftest import provision_body, upsert_body
 from tests.support.postgres import scratch_database
-from marketplace_provider.adapters.simulator.tokens import AUDIENCE, TokenKit
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -54,7 +54,7 @@ async def test_every_acknowledged_write_survives_sigkill(
                         ) as reply:
                             if reply.status == 200:
                                 acknowledged.append((await reply.json())["id"])
-                    except (aiohttp.ClientError, asyncio.TimeoutError):
+                    except (TimeoutError, aiohttp.ClientError):
                         return  # the server is gone
 
             writers = [asyncio.create_task(writer(n)) for n in range(16)]

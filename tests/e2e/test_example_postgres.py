@@ -26,13 +26,13 @@ import aiohttp
 import asyncpg
 import pytest
 
+from marketplace_provider.adapters.simulator.client import Api, Reply
+from marketplace_provider.adapters.simulator.tokens import AUDIENCE, TokenKit
 from tests.e2e.conftest import Backend, serve_process, tail
 from tests.e2e.test_cli import free_port
 from tests.e2e.test_worker import eventually, exit_code, kill
 from tests.http.conftest import Installation, new_installation_id
-from marketplace_provider.adapters.simulator.client import Api, Reply
 from tests.support.private_postgres import PrivateCluster, private_postgres
-from marketplace_provider.adapters.simulator.tokens import AUDIENCE, TokenKit
 
 if TYPE_CHECKING:  # the `fake` fixture's class (tests/e2e/conftest.py)
     from marketplace_provider.adapters.simulator.vercel_api import FakeVercel

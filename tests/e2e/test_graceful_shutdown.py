@@ -25,7 +25,16 @@ from marketplace_provider.ports.storage import Storage
 from tests.e2e.conftest import Backend, serve_process, tail
 from tests.e2e.test_cli import SCRIPT, free_port
 from tests.e2e.test_worker import (
-    EMPTY, counts, drained, events, eventually, exit_code, in_order, kill, seed, start_worker,
+    EMPTY,
+    counts,
+    drained,
+    events,
+    eventually,
+    exit_code,
+    in_order,
+    kill,
+    seed,
+    start_worker,
 )
 from tests.http.conftest import Installation, new_installation_id
 from tests.http.test_webhooks import event, sign
@@ -85,7 +94,7 @@ async def webhooks_until_refused(api: Api, installation_id: str, acknowledged: l
             reply = await api.post(
                 "/webhook", raw=body, headers={"x-vercel-signature": sign(body), "Content-Type": "application/json"}
             )
-        except (aiohttp.ClientError, asyncio.TimeoutError):
+        except (TimeoutError, aiohttp.ClientError):
             return
         if reply.status == 200:
             acknowledged.append(json.loads(body)["id"])

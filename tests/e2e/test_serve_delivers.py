@@ -13,17 +13,28 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from marketplace_provider.adapters.simulator.client import Api
+from marketplace_provider.adapters.simulator.tokens import AUDIENCE, TokenKit
+from marketplace_provider.adapters.simulator.vercel_api import FakeVercel
 from tests.e2e.conftest import postgres_backend, serve_process, tail
 from tests.e2e.test_cli import free_port
 from tests.e2e.test_worker import (
-    EMPTY, counts, drained, events, events_of, eventually, exit_code, in_order, kill, seed, start_worker, worker_env,
+    EMPTY,
+    counts,
+    drained,
+    events,
+    events_of,
+    eventually,
+    exit_code,
+    in_order,
+    kill,
+    seed,
+    start_worker,
+    worker_env,
 )
 from tests.http.conftest import Installation, new_installation_id
 from tests.http.test_webhooks import event, invoice_payload, sign
-from marketplace_provider.adapters.simulator.client import Api
-from marketplace_provider.adapters.simulator.vercel_api import FakeVercel
 from tests.support.postgres import scratch_database
-from marketplace_provider.adapters.simulator.tokens import AUDIENCE, TokenKit
 
 UNPAID = {
     "invoiceId": "inv_serve", "state": "notpaid", "total": "20.00", "invoiceDate": "2026-11-01T00:00:00Z",

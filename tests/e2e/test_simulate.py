@@ -19,7 +19,8 @@ from marketplace_provider.adapters.simulator.server import Simulator
 from marketplace_provider.adapters.simulator.vercel_api import Call
 from marketplace_provider.entrypoints.provider_process import ProviderProcess
 from tests.e2e.conftest import Backend
-from tests.e2e.test_cli import SCRIPT, run as cli
+from tests.e2e.test_cli import SCRIPT
+from tests.e2e.test_cli import run as cli
 
 SECRET = "simulated-client-secret-0123456789"
 
@@ -56,7 +57,7 @@ async def test_a_whole_life_through_the_simulator(backend: Backend, tmp_path: Pa
     # billing: the data `bill` queued, the balance of the credits bought, and the finalization after the uninstall
     billed = bodies(calls, "POST", f"{base}/billing")
     assert billed and all({"timestamp", "eod", "period", "billing", "usage"} <= set(b) for b in billed)
-    assert [b["balances"] for b in bodies(calls, "POST", f"{base}/billing/balance")][0] == [{"currencyValueInCents": 2500}]
+    assert next(b["balances"] for b in bodies(calls, "POST", f"{base}/billing/balance")) == [{"currencyValueInCents": 2500}]
     assert [c.path for c in calls if c.path.startswith(base)][-1] == f"{base}/billing/finalize"
     # SSO: the code traded once for an id token, the member's role read
     assert [c.status for c in sim.vercel.calls if c.path == "/v1/integrations/sso/token"] == [200]

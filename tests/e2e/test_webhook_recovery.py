@@ -14,17 +14,17 @@ from pathlib import Path
 
 import aiohttp
 
+from marketplace_provider.adapters.simulator.vercel_api import FakeVercel
+from marketplace_provider.adapters.simulator.webhooks import signed_headers
 from marketplace_provider.domain.invoices import InvoiceState
 from marketplace_provider.domain.notifications import Level
 from marketplace_provider.domain.outbox import OutboxMessage, SetInstallationNotification, SetResourceStatus
 from marketplace_provider.domain.resources import ResourceStatus
 from marketplace_provider.domain.webhooks import StoredEvent
 from marketplace_provider.ports.storage import Storage
-from tests.e2e.test_cli import free_port
 from tests.e2e.conftest import Backend, serve_process, tail
+from tests.e2e.test_cli import free_port
 from tests.e2e.test_worker import cli, kill, worker_env
-from marketplace_provider.adapters.simulator.vercel_api import FakeVercel
-from marketplace_provider.adapters.simulator.webhooks import signed_headers
 from tests.worker.conftest import an_installation
 from tests.worker.test_jobs import a_resource
 

@@ -14,13 +14,13 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+from marketplace_provider.adapters.simulator.vercel_api import Call, FakeVercel
 from marketplace_provider.domain.outbox import AnnounceChange, OutboxCounts, OutboxState
 from marketplace_provider.domain.periods import billing_month
 from marketplace_provider.domain.resources import Resource, ResourceStatus, Secret
 from marketplace_provider.ports.storage import Storage
 from tests.e2e.conftest import Backend, postgres_backend, sqlite_backend
 from tests.e2e.test_cli import SCRIPT
-from marketplace_provider.adapters.simulator.vercel_api import Call, FakeVercel
 from tests.support.postgres import scratch_database
 from tests.worker.conftest import an_installation
 

@@ -9,8 +9,8 @@ from typing import Any
 
 from marketplace_provider.adapters.example_provisioner import ExampleProvisioner
 from marketplace_provider.domain.billing_data import Usage, UsageType
-from marketplace_provider.domain.periods import Period
 from marketplace_provider.domain.installations import Installation
+from marketplace_provider.domain.periods import Period
 from marketplace_provider.domain.resources import Resource, Secret
 from marketplace_provider.entrypoints.plugins import PluginContext
 from marketplace_provider.ports.provisioner import Provisioned, ResourceDraft

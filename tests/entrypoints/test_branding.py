@@ -5,18 +5,17 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import aiohttp
 
 import marketplace_provider
+from marketplace_provider.adapters.simulator.client import Api
+from marketplace_provider.adapters.simulator.tokens import AUDIENCE, TokenKit
+from marketplace_provider.adapters.simulator.vercel_api import FakeVercel
 from marketplace_provider.config.settings import load_settings
 from tests.http.conftest import Installation, new_installation_id
 from tests.http.test_sso import cookies, session_of, sso
-from marketplace_provider.adapters.simulator.client import Api
-from marketplace_provider.adapters.simulator.vercel_api import FakeVercel
 from tests.support.server import serving
-from marketplace_provider.adapters.simulator.tokens import AUDIENCE, TokenKit
 
 
 async def serve(token_kit: TokenKit, fake_vercel: FakeVercel, **branding: str) -> AsyncIterator[Api]:

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from marketplace_provider.domain.updates import Ownership
 from marketplace_provider.domain.errors import Invalid
 from marketplace_provider.domain.resources import EnvironmentOverrides, ResourceStatus, Secret
+from marketplace_provider.domain.updates import Ownership
 from marketplace_provider.entrypoints.cli_input import read_import, read_secrets
 
 

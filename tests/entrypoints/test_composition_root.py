@@ -13,6 +13,9 @@ import pytest
 from dependency_injector import providers
 
 import marketplace_provider
+from marketplace_provider.adapters.simulator.client import Api
+from marketplace_provider.adapters.simulator.tokens import AUDIENCE, TokenKit
+from marketplace_provider.adapters.simulator.vercel_api import FakeVercel
 from marketplace_provider.config.settings import Settings, load_settings
 from marketplace_provider.domain.resources import ResourceStatus
 from marketplace_provider.entrypoints.containers import Container, resolved
@@ -21,10 +24,7 @@ from tests.entrypoints.parts import METRIC, MineProvisioner, MineUsage
 from tests.http.conftest import Installation, new_installation_id
 from tests.http.test_sso import cookies, session_of, sso
 from tests.http.test_webhooks import event, invoice_payload, sign
-from marketplace_provider.adapters.simulator.client import Api
-from marketplace_provider.adapters.simulator.vercel_api import FakeVercel
 from tests.support.server import serving
-from marketplace_provider.adapters.simulator.tokens import AUDIENCE, TokenKit
 
 
 def settings_for(tmp_path: Path, token_kit: TokenKit, fake_vercel: FakeVercel) -> Settings:

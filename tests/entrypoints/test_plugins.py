@@ -110,7 +110,7 @@ async def test_a_usage_source_without_report_is_refused() -> None:
 
 
 def test_a_path_that_is_no_import_path_is_a_settings_error() -> None:
-    with pytest.raises(ConfigError, match="^PROVISIONER must look like package.module:name$"):
+    with pytest.raises(ConfigError, match=r"^PROVISIONER must look like package.module:name$"):
         memory(PROVISIONER="tests/entrypoints/parts.py")
 
 

@@ -12,6 +12,9 @@ import pytest
 
 import marketplace_provider
 from marketplace_provider.adapters.cipher import generate_key_text
+from marketplace_provider.adapters.simulator.client import Api
+from marketplace_provider.adapters.simulator.tokens import TokenKit
+from marketplace_provider.adapters.simulator.vercel_api import FakeVercel
 from marketplace_provider.config.settings import Settings, load_settings
 from marketplace_provider.domain.errors import NotFound
 from marketplace_provider.domain.installations import Credentials, Installation, Lifecycle
@@ -23,11 +26,8 @@ from tests.entrypoints.test_composition_root import settings_for
 from tests.http.conftest import Installation as ApiInstallation
 from tests.http.conftest import new_installation_id
 from tests.http.test_sso import cookies, session_of, sso
-from marketplace_provider.adapters.simulator.client import Api
-from marketplace_provider.adapters.simulator.vercel_api import FakeVercel
 from tests.support.postgres import scratch_database
 from tests.support.server import serving
-from marketplace_provider.adapters.simulator.tokens import TokenKit
 from tests.worker.test_jobs import OCTOBER, a_resource
 
 INST = "icfg_restart"

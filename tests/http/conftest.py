@@ -11,13 +11,13 @@ import aiohttp
 import pytest
 
 from marketplace_provider.adapters.cipher import generate_key_text
+from marketplace_provider.adapters.simulator.client import Api, Reply
+from marketplace_provider.adapters.simulator.tokens import AUDIENCE, TokenKit
+from marketplace_provider.adapters.simulator.vercel_api import FakeVercel
 from marketplace_provider.config.settings import Settings, load_settings
 from marketplace_provider.entrypoints.http import create_app
-from marketplace_provider.adapters.simulator.client import Api, Reply
-from marketplace_provider.adapters.simulator.vercel_api import FakeVercel
-from tests.support.server import serving
 from tests.support.postgres import scratch_database
-from marketplace_provider.adapters.simulator.tokens import AUDIENCE, TokenKit
+from tests.support.server import serving
 
 
 @pytest.fixture(scope="session", params=["memory", "sqlite", "postgres"])

@@ -21,10 +21,10 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.http.conftest import Installation, new_installation_id, provision_body, upsert_body
 from marketplace_provider.adapters.simulator.client import Api, Reply
-from marketplace_provider.adapters.simulator.vercel_api import FakeVercel
 from marketplace_provider.adapters.simulator.tokens import OMIT, SigningKey, TokenKit, b64url
+from marketplace_provider.adapters.simulator.vercel_api import FakeVercel
+from tests.http.conftest import Installation, new_installation_id, provision_body, upsert_body
 from tests.http.test_purchases import paid_invoice as invoice_body
 
 USER, SYSTEM = "user", "system"

@@ -21,10 +21,10 @@ import aiohttp
 import pytest
 import yarl
 
-from tests.http.conftest import Installation, new_installation_id, provision_body, upsert_body
 from marketplace_provider.adapters.simulator.client import Api, Reply
-from marketplace_provider.adapters.simulator.vercel_api import FakeVercel
 from marketplace_provider.adapters.simulator.tokens import TokenKit
+from marketplace_provider.adapters.simulator.vercel_api import FakeVercel
+from tests.http.conftest import Installation, new_installation_id, provision_body, upsert_body
 from tests.http.test_purchases import paid_invoice
 from tests.http.test_webhooks import sign
 

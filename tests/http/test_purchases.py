@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import secrets
 
-from tests.http.conftest import Installation
 from marketplace_provider.adapters.simulator.vercel_api import FakeVercel
+from tests.http.conftest import Installation
 
 
 def paid_invoice(invoice_id: str, items: list[dict], state: str = "paid") -> dict:

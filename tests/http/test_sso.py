@@ -12,11 +12,11 @@ from urllib.parse import parse_qs, quote, urlencode, urlsplit
 import pytest
 
 from marketplace_provider.adapters.http.dashboard import Browser, own_path
+from marketplace_provider.adapters.simulator.client import Api, Reply
+from marketplace_provider.adapters.simulator.tokens import ACCOUNT_ID, SigningKey, TokenKit
+from marketplace_provider.adapters.simulator.vercel_api import FakeVercel
 from tests.http.conftest import Installation, new_installation_id
 from tests.http.test_webhooks import event, invoice_payload, post, until
-from marketplace_provider.adapters.simulator.client import Api, Reply
-from marketplace_provider.adapters.simulator.vercel_api import FakeVercel
-from marketplace_provider.adapters.simulator.tokens import ACCOUNT_ID, SigningKey, TokenKit
 
 OUR_ORIGIN = "http://127.0.0.1:8000"  # PUBLIC_URL of the test server (the settings' default)
 COOKIE = "mp_session"

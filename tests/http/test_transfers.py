@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import time
 
-from tests.http.conftest import Installation, new_installation_id
 from marketplace_provider.adapters.simulator.client import Api
 from marketplace_provider.adapters.simulator.tokens import TokenKit
+from tests.http.conftest import Installation, new_installation_id
 
 
 def in_one_hour_ms() -> int:

@@ -13,11 +13,11 @@ import time
 
 import pytest
 
-from tests.http.conftest import Installation
-from marketplace_provider.adapters.simulator.client import Api, Reply
 from marketplace_provider.adapters.simulator import webhooks
+from marketplace_provider.adapters.simulator.client import Api, Reply
 from marketplace_provider.adapters.simulator.tokens import ACCOUNT_ID, TokenKit
 from marketplace_provider.adapters.simulator.vercel_api import FakeVercel
+from tests.http.conftest import Installation
 
 SECRET = b"test-client-secret"  # INTEGRATION_CLIENT_SECRET of the test server (conftest.py)
 
@@ -194,7 +194,7 @@ async def test_notpaid_suspends_and_paid_resumes_through_http(installed: Install
 
 
 async def test_removed_then_the_partner_api_answers_404(installed: Installation) -> None:
-    (await installed.provision(billingPlanId="free")).json
+    _ = (await installed.provision(billingPlanId="free")).json
     assert (await post(installed.api, event("integration-configuration.removed", installed.id))).status == 200
 
     async def gone() -> bool:

@@ -14,6 +14,8 @@ from msgspec.structs import replace
 from marketplace_provider.adapters.cipher import SecretCipher
 from marketplace_provider.adapters.example_provisioner import ExampleProvisioner
 from marketplace_provider.adapters.example_usage import ExampleUsageSource
+from marketplace_provider.adapters.ids import RandomIds
+from marketplace_provider.adapters.simulator.vercel_api import FakeVercel
 from marketplace_provider.adapters.storage.memory import MemoryStorage
 from marketplace_provider.adapters.storage.migrations import migrate_sqlite
 from marketplace_provider.adapters.storage.postgres import PostgresStorage
@@ -26,10 +28,8 @@ from marketplace_provider.domain.outbox import OutboxCounts, RetryPolicy
 from marketplace_provider.domain.services.common import Ports
 from marketplace_provider.domain.services.delivery import Delivery
 from marketplace_provider.domain.services.scheduled import ScheduledJobs
-from marketplace_provider.adapters.ids import RandomIds
 from marketplace_provider.ports.storage import Storage
 from tests.support.clock import ManualClock
-from marketplace_provider.adapters.simulator.vercel_api import FakeVercel
 from tests.support.postgres import scratch_database
 
 START = datetime(2026, 11, 14, 9, 30, tzinfo=UTC)

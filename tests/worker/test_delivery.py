@@ -10,15 +10,16 @@ from decimal import Decimal
 
 from marketplace_provider.adapters.cipher import SecretCipher
 from marketplace_provider.adapters.example_provisioner import ExampleProvisioner
+from marketplace_provider.adapters.ids import RandomIds
+from marketplace_provider.adapters.simulator.vercel_api import FakeVercel
 from marketplace_provider.adapters.storage.postgres import PostgresStorage
 from marketplace_provider.config.catalog import load_catalog
 from marketplace_provider.config.settings import DEFAULT_PRODUCTS_FILE
 from marketplace_provider.domain.balances import PrepaymentBalance
 from marketplace_provider.domain.billing_data import BillingData, BillingItem, Usage, UsageType
+from marketplace_provider.domain.installations import Lifecycle
 from marketplace_provider.domain.invoice_requests import InvoiceRequest
 from marketplace_provider.domain.money import usd
-from marketplace_provider.domain.periods import Period
-from marketplace_provider.domain.installations import Lifecycle
 from marketplace_provider.domain.notifications import Level, Notification
 from marketplace_provider.domain.outbox import (
     AnnounceChange,
@@ -33,13 +34,12 @@ from marketplace_provider.domain.outbox import (
     SubmitBillingData,
     SubmitInvoice,
 )
+from marketplace_provider.domain.periods import Period
 from marketplace_provider.domain.resources import ResourceStatus, Secret
 from marketplace_provider.domain.services.common import Ports
 from marketplace_provider.domain.services.delivery import Delivery
-from marketplace_provider.adapters.ids import RandomIds
 from marketplace_provider.ports.storage import Storage
 from tests.support.clock import ManualClock
-from marketplace_provider.adapters.simulator.vercel_api import FakeVercel
 from tests.support.postgres import scratch_database
 from tests.worker.conftest import START, an_installation, counts, drain
 

@@ -4,7 +4,6 @@ DeliveryMeter the composition root gives it; and the provisioner's calls through
 from __future__ import annotations
 
 import pytest
-from msgspec.structs import replace
 from prometheus_client import REGISTRY
 
 from marketplace_provider.adapters.example_provisioner import ExampleProvisioner

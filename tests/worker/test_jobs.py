@@ -11,6 +11,8 @@ from msgspec.structs import replace
 
 from marketplace_provider.adapters.cipher import SecretCipher
 from marketplace_provider.adapters.example_usage import ExampleUsageSource
+from marketplace_provider.adapters.ids import RandomIds
+from marketplace_provider.adapters.simulator.vercel_api import FakeVercel
 from marketplace_provider.adapters.storage.postgres import PostgresStorage
 from marketplace_provider.config.catalog import load_catalog
 from marketplace_provider.config.settings import DEFAULT_PRODUCTS_FILE
@@ -21,11 +23,9 @@ from marketplace_provider.domain.resources import Resource, ResourceStatus, Secr
 from marketplace_provider.domain.services.common import Ports
 from marketplace_provider.domain.services.delivery import Delivery
 from marketplace_provider.domain.services.scheduled import ScheduledJobs
-from marketplace_provider.adapters.ids import RandomIds
 from marketplace_provider.ports.storage import Storage
 from marketplace_provider.ports.usage import UsageReport
 from tests.support.clock import ManualClock
-from marketplace_provider.adapters.simulator.vercel_api import FakeVercel
 from tests.support.postgres import scratch_database
 from tests.worker.conftest import START, an_installation, drain
 

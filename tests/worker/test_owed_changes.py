@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from marketplace_provider.adapters.simulator.vercel_api import FakeVercel
 from marketplace_provider.domain.errors import Forbidden, Invalid
 from marketplace_provider.domain.notifications import Level, Notification
 from marketplace_provider.domain.outbox import PushResourceSecrets, SetInstallationNotification, SetResourceStatus
@@ -13,7 +14,6 @@ from marketplace_provider.domain.services.common import Ports
 from marketplace_provider.domain.services.notifications import Notifications
 from marketplace_provider.domain.services.resource_actions import ResourceActions
 from marketplace_provider.ports.storage import Storage
-from marketplace_provider.adapters.simulator.vercel_api import FakeVercel
 from tests.worker.conftest import an_installation
 from tests.worker.test_jobs import a_resource
 

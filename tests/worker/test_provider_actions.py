@@ -5,9 +5,9 @@ reads go to Vercel at once, recording nothing."""
 from __future__ import annotations
 
 from marketplace_provider.adapters.example_usage import ExampleUsageSource
+from marketplace_provider.adapters.simulator.vercel_api import FakeVercel
 from marketplace_provider.adapters.vercel_client import VercelClient
 from marketplace_provider.domain.experimentation import ExperimentationItem, ItemCategory
-from marketplace_provider.domain.updates import Ownership
 from marketplace_provider.domain.notifications import Level, Notification
 from marketplace_provider.domain.outbox import CreateExperimentationItems, DeleteExperimentationItem, OutboxState
 from marketplace_provider.domain.resources import ResourceStatus, Secret
@@ -19,9 +19,9 @@ from marketplace_provider.domain.services.installation_actions import Installati
 from marketplace_provider.domain.services.notifications import Notifications
 from marketplace_provider.domain.services.resource_actions import ResourceActions, ResourceImport
 from marketplace_provider.domain.services.scheduled import ScheduledJobs
+from marketplace_provider.domain.updates import Ownership
 from marketplace_provider.ports.storage import Storage
 from tests.support.clock import ManualClock
-from marketplace_provider.adapters.simulator.vercel_api import FakeVercel
 from tests.worker.conftest import an_installation, counts, drain
 from tests.worker.test_jobs import a_resource
 

@@ -6,6 +6,8 @@ token is gone. Memory, SQLite and PostgreSQL, the real delivery."""
 from __future__ import annotations
 
 from marketplace_provider.adapters.example_provisioner import ExampleProvisioner
+from marketplace_provider.adapters.http.webhooks import read_payload
+from marketplace_provider.adapters.simulator.vercel_api import FakeVercel
 from marketplace_provider.domain.installations import Lifecycle
 from marketplace_provider.domain.outbox import OutboxState, ReconfigureResource, ReleaseResource
 from marketplace_provider.domain.resources import Resource, ResourceStatus
@@ -13,10 +15,8 @@ from marketplace_provider.domain.services.common import Ports
 from marketplace_provider.domain.services.delivery import Delivery
 from marketplace_provider.domain.services.installations import Installations
 from marketplace_provider.domain.services.webhooks import Webhooks
-from marketplace_provider.adapters.http.webhooks import read_payload
 from marketplace_provider.ports.storage import Storage
 from tests.support.clock import ManualClock
-from marketplace_provider.adapters.simulator.vercel_api import FakeVercel
 from tests.worker.conftest import POLICY, START, an_installation, drain
 from tests.worker.test_jobs import a_resource
 from tests.worker.test_webhooks import BILLING, deliver, invoice_event, seed

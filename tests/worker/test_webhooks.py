@@ -10,6 +10,7 @@ from itertools import combinations, permutations
 import pytest
 
 from marketplace_provider.adapters.http.webhooks import parse_event, read_payload
+from marketplace_provider.adapters.simulator.vercel_api import FakeVercel
 from marketplace_provider.domain.installations import Lifecycle
 from marketplace_provider.domain.invoices import Invoice, InvoiceEvent, InvoiceState, take
 from marketplace_provider.domain.notifications import Level
@@ -24,7 +25,6 @@ from marketplace_provider.domain.sso import Session
 from marketplace_provider.domain.webhooks import StoredEvent
 from marketplace_provider.ports.storage import Storage
 from tests.support.clock import ManualClock
-from marketplace_provider.adapters.simulator.vercel_api import FakeVercel
 from tests.worker.conftest import START, an_installation, drain
 from tests.worker.test_jobs import a_resource
 

@@ -20,11 +20,11 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING
 
 import marketplace_provider
+from example_postgres.provisioner import FAILED_TITLE, PostgresProvisioner
+from example_postgres.server import describe
 from marketplace_provider.config.settings import ConfigError
 from marketplace_provider.domain.errors import DomainError, Unprocessable
 from marketplace_provider.domain.resources import ResourceStatus, Secret
-from example_postgres.provisioner import FAILED_TITLE, PostgresProvisioner
-from example_postgres.server import describe
 
 if TYPE_CHECKING:
     from marketplace_provider.entrypoints.provider import Marketplace

@@ -15,16 +15,16 @@ from urllib.parse import quote
 
 import asyncpg
 
-from marketplace_provider.domain.errors import Conflict, DomainError, Invalid, NotFound, Unprocessable
-from marketplace_provider.domain.notifications import Level, Notification
-from marketplace_provider.domain.repl import ReplOutcome
-from marketplace_provider.domain.resources import Resource, ResourceStatus, Secret
-from marketplace_provider.ports.provisioner import Provisioned, ResourceDraft, Rotation
 from example_postgres import repl
 from example_postgres.names import DATABASE_FIELD, Names, names_of, quote_identifier, quote_literal
 from example_postgres.scram import new_password, scram_verifier
 from example_postgres.server import AdminServer, describe, log
 from example_postgres.settings import PostgresSettings
+from marketplace_provider.domain.errors import Conflict, DomainError, Invalid, NotFound, Unprocessable
+from marketplace_provider.domain.notifications import Level, Notification
+from marketplace_provider.domain.repl import ReplOutcome
+from marketplace_provider.domain.resources import Resource, ResourceStatus, Secret
+from marketplace_provider.ports.provisioner import Provisioned, ResourceDraft, Rotation
 
 if TYPE_CHECKING:  # the kit's loader module; nothing here needs it at run time
     from marketplace_provider.entrypoints.plugins import PluginContext

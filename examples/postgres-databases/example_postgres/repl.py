@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import asyncpg
 
-from marketplace_provider.domain.repl import Block, Paragraph, ReplOutcome, Table, Text
 from example_postgres.names import Names
+from marketplace_provider.domain.repl import Block, Paragraph, ReplOutcome, Table, Text
 
 COMMANDS = (
     ("help", "this list"),

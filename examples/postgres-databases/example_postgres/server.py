@@ -8,9 +8,9 @@ from contextlib import asynccontextmanager
 
 import asyncpg
 
+from example_postgres.settings import ADMIN_URL, PostgresSettings
 from marketplace_provider.config.settings import ConfigError
 from marketplace_provider.domain.errors import DomainError, Unavailable
-from example_postgres.settings import ADMIN_URL, PostgresSettings
 
 log = logging.getLogger("example_postgres")
 

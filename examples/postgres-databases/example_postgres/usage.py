@@ -7,15 +7,15 @@ from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from marketplace_provider.domain.billing_data import Usage, UsageType
-from marketplace_provider.domain.periods import Period
-from marketplace_provider.domain.errors import Invalid
-from marketplace_provider.domain.installations import Installation
-from marketplace_provider.domain.resources import Resource
-from marketplace_provider.ports.usage import UsageReport
 from example_postgres.names import names_of
 from example_postgres.server import AdminServer
 from example_postgres.settings import PostgresSettings
+from marketplace_provider.domain.billing_data import Usage, UsageType
+from marketplace_provider.domain.errors import Invalid
+from marketplace_provider.domain.installations import Installation
+from marketplace_provider.domain.periods import Period
+from marketplace_provider.domain.resources import Resource
+from marketplace_provider.ports.usage import UsageReport
 
 if TYPE_CHECKING:  # the kit's loader module; nothing here needs it at run time
     from marketplace_provider.entrypoints.plugins import PluginContext

@@ -8,9 +8,9 @@ from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
+from pg_support import SUPERUSER_URL, with_user
 
 from example_postgres import DatabaseSizeUsage, PostgresProvisioner, PostgresSettings
-from pg_support import SUPERUSER_URL, with_user
 
 
 @pytest.fixture

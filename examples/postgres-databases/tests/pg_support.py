@@ -11,10 +11,10 @@ from urllib.parse import urlsplit
 
 import asyncpg
 
+from example_postgres.scram import scram_verifier
 from marketplace_provider.config.catalog import load_catalog
 from marketplace_provider.domain.resources import Resource, ResourceStatus, Secret
 from marketplace_provider.ports.provisioner import ResourceDraft
-from example_postgres.scram import scram_verifier
 
 # A superuser DSN; the tests make their own CREATEDB/CREATEROLE admin role from it, as the README asks of you.
 SUPERUSER_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")

@@ -10,13 +10,13 @@ from collections.abc import AsyncIterator
 import asyncpg
 import msgspec
 import pytest
+from pg_support import SECRET_NAMES, draft, env_of, leftovers, password_matches, resource_of
 
+from example_postgres import PostgresProvisioner, PostgresSettings, ops
+from example_postgres.provisioner import FAILED_TITLE
 from marketplace_provider.domain.errors import Conflict, Invalid, NotFound, Unprocessable
 from marketplace_provider.domain.notifications import Level, Notification
 from marketplace_provider.domain.resources import Resource, ResourceStatus, Secret
-from example_postgres import PostgresProvisioner, PostgresSettings, ops
-from example_postgres.provisioner import FAILED_TITLE
-from pg_support import SECRET_NAMES, draft, env_of, leftovers, password_matches, resource_of
 
 WAIT_SECONDS = 10  # for the background work; it takes a fraction of a second
 

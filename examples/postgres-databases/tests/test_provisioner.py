@@ -8,12 +8,6 @@ import logging
 import asyncpg
 import msgspec
 import pytest
-
-from marketplace_provider.config.settings import ConfigError
-from marketplace_provider.domain.errors import Conflict, Invalid, Unavailable, Unprocessable
-from marketplace_provider.domain.repl import Paragraph, Table
-from marketplace_provider.domain.resources import ResourceStatus
-from example_postgres import PostgresProvisioner, PostgresSettings
 from pg_support import (
     PRO,
     SECRET_NAMES,
@@ -26,6 +20,12 @@ from pg_support import (
     resource_of,
     with_user,
 )
+
+from example_postgres import PostgresProvisioner, PostgresSettings
+from marketplace_provider.config.settings import ConfigError
+from marketplace_provider.domain.errors import Conflict, Invalid, Unavailable, Unprocessable
+from marketplace_provider.domain.repl import Paragraph, Table
+from marketplace_provider.domain.resources import ResourceStatus
 
 
 async def test_provision_hands_out_a_working_database(provisioner, superuser, prefix):
@@ -298,7 +298,7 @@ async def test_start_up_refuses_an_admin_without_createrole(superuser, settings,
     await superuser.execute(f"CREATE ROLE {weak} LOGIN CREATEDB PASSWORD 'weak-password-1'")
     try:
         weak_settings = msgspec.structs.replace(settings, admin_url=with_user(SUPERUSER_URL, weak, "weak-password-1"))
-        with pytest.raises(ConfigError, match="EXAMPLE_POSTGRES_ADMIN_URL: role .* needs the CREATEDB and CREATEROLE"):
+        with pytest.raises(ConfigError, match=r"EXAMPLE_POSTGRES_ADMIN_URL: role .* needs the CREATEDB and CREATEROLE"):
             async with PostgresProvisioner(settings=weak_settings):
                 pass
     finally:

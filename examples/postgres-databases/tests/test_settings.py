@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from marketplace_provider.config.settings import ConfigError
-from marketplace_provider.domain.errors import Invalid
 from example_postgres.names import Names, names_of, quote_identifier
 from example_postgres.scram import new_password, scram_verifier
 from example_postgres.settings import PostgresSettings
+from marketplace_provider.config.settings import ConfigError
+from marketplace_provider.domain.errors import Invalid
 
 URL = "postgresql://admin:s3cret-pw@db.internal:6543/postgres"
 

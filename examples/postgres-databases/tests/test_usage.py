@@ -7,12 +7,12 @@ from decimal import Decimal
 
 import asyncpg
 import msgspec
+from pg_support import NOW, draft, env_of, resource_of
 
 from marketplace_provider.domain.billing_data import UsageType
-from marketplace_provider.domain.periods import Period
 from marketplace_provider.domain.installations import Installation, Lifecycle
+from marketplace_provider.domain.periods import Period
 from marketplace_provider.domain.resources import ResourceStatus
-from pg_support import NOW, draft, env_of, resource_of
 
 PERIOD = Period(datetime(2025, 6, 1, tzinfo=UTC), datetime(2025, 7, 1, tzinfo=UTC))
 INSTALLATION = Installation(

@@ -28,7 +28,13 @@ from marketplace_provider.domain.periods import billing_month, last_instant
 from marketplace_provider.domain.resources import ResourceStatus
 from marketplace_provider.domain.services.common import Ports
 from marketplace_provider.domain.services.delivery import Delivery
-from marketplace_provider.domain.updates import CLEAR, InstallationEvent, InstallationUpdate, ResourceEvent, ResourceUpdate
+from marketplace_provider.domain.updates import (
+    CLEAR,
+    InstallationEvent,
+    InstallationUpdate,
+    ResourceEvent,
+    ResourceUpdate,
+)
 from marketplace_provider.ports.storage import Storage
 from marketplace_provider.ports.vercel import VercelApiError
 from tests.domain.services.conftest import INSTALLATION, NOW, RESOURCE, a_resource, an_installation, stored_installation

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from marketplace_provider.domain.experimentation import ExperimentationItem, ItemCategory
 from marketplace_provider.domain.errors import Invalid, NotFound
+from marketplace_provider.domain.experimentation import ExperimentationItem, ItemCategory
 from marketplace_provider.domain.outbox import (
     CreateExperimentationItems,
     DeleteExperimentationItem,

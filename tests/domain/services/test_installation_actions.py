@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from marketplace_provider.domain.members import MemberInfo
 from marketplace_provider.domain.errors import Invalid, NotFound
 from marketplace_provider.domain.installations import Lifecycle
+from marketplace_provider.domain.members import MemberInfo
 from marketplace_provider.domain.notifications import Level, Notification
 from marketplace_provider.domain.outbox import AnnounceChange, SetInstallationNotification, SubmitBillingData
 from marketplace_provider.domain.roles import Role

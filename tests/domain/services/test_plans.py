@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from marketplace_provider.domain.errors import Forbidden, NotFound
+from marketplace_provider.domain.resources import ResourceStatus
 from marketplace_provider.domain.roles import AuthStyle, Caller
 from marketplace_provider.domain.services.common import Ports
 from marketplace_provider.domain.services.plans import Plans
-from marketplace_provider.domain.resources import ResourceStatus
 from marketplace_provider.ports.storage import Storage
 from tests.domain.services.conftest import INSTALLATION, RESOURCE, a_resource, system, viewer
 

@@ -7,7 +7,6 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from marketplace_provider.domain.updates import ImportedResource, Ownership
 from marketplace_provider.domain.errors import Conflict, DomainError, Invalid, NotFound
 from marketplace_provider.domain.installations import Lifecycle
 from marketplace_provider.domain.notifications import Level, Notification
@@ -21,6 +20,7 @@ from marketplace_provider.domain.outbox import (
 )
 from marketplace_provider.domain.resources import ResourceStatus, Secret
 from marketplace_provider.domain.services.resource_actions import ResourceActions, ResourceImport
+from marketplace_provider.domain.updates import ImportedResource, Ownership
 from marketplace_provider.ports.storage import Storage
 from tests.domain.services.conftest import (
     INSTALLATION,

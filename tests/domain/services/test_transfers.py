@@ -13,7 +13,16 @@ from marketplace_provider.domain.services.common import Ports, RequestKey
 from marketplace_provider.domain.services.transfers import Transfers
 from marketplace_provider.domain.transfers import ClaimState
 from marketplace_provider.ports.storage import Storage
-from tests.domain.services.conftest import INSTALLATION, NOW, RESOURCE, a_resource, admin, an_installation, stored, system
+from tests.domain.services.conftest import (
+    INSTALLATION,
+    NOW,
+    RESOURCE,
+    a_resource,
+    admin,
+    an_installation,
+    stored,
+    system,
+)
 from tests.support.clock import ManualClock
 
 TARGET = "icfg_target"

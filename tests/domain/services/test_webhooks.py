@@ -14,7 +14,12 @@ from marketplace_provider.domain.errors import Unavailable
 from marketplace_provider.domain.installations import Lifecycle
 from marketplace_provider.domain.invoices import InvoiceSnapshot, InvoiceState
 from marketplace_provider.domain.notifications import Level
-from marketplace_provider.domain.outbox import ReconfigureResource, ReleaseResource, SetInstallationNotification, SetResourceStatus
+from marketplace_provider.domain.outbox import (
+    ReconfigureResource,
+    ReleaseResource,
+    SetInstallationNotification,
+    SetResourceStatus,
+)
 from marketplace_provider.domain.resources import ResourceStatus
 from marketplace_provider.domain.roles import Role
 from marketplace_provider.domain.services.common import Ports
@@ -24,7 +29,14 @@ from marketplace_provider.domain.sso import Session
 from marketplace_provider.domain.webhooks import StoredEvent
 from marketplace_provider.ports.storage import Storage
 from tests.domain.services.conftest import (
-    INSTALLATION, NOW, RESOURCE, a_resource, an_installation, owed, stored, stored_installation,
+    INSTALLATION,
+    NOW,
+    RESOURCE,
+    a_resource,
+    an_installation,
+    owed,
+    stored,
+    stored_installation,
 )
 from tests.domain.services.fakes import FakeGateway
 

@@ -15,10 +15,9 @@ from importlib import resources
 
 import config
 import domain
+import marketplace_provider
 from config.settings import load_settings
 from domain.plans import describe
-
-import marketplace_provider
 from marketplace_provider.adapters.storage import migrations
 from marketplace_provider.config import catalog
 from marketplace_provider.config.settings import DEFAULT_PRODUCTS_FILE
